@@ -1,0 +1,48 @@
+import { createAirlock } from '../app/compose.js';
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../logging/logger.js';
+
+/** A port in use or an address we cannot bind: one clear line. */
+export class ListenError extends Error {}
+
+export async function serve(opts: { configFile: string }): Promise<number> {
+  const config = await loadConfig(opts.configFile);
+  const logger = createLogger({ level: config.log.level });
+  const airlock = await createAirlock(config, logger);
+  try {
+    await airlock.app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    throw new ListenError(`cannot listen on ${config.listen.address}: ${why}`, { cause: e });
+  }
+  logger.info({ listen: config.listen.address, root: config.storage.root }, 'airlock serving');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      const deadline = setTimeout(() => {
+        logger.warn({ timeoutMs: config.http.shutdownTimeout }, 'shutdown deadline passed; closing remaining connections');
+        airlock.app.server.closeAllConnections();
+      }, config.http.shutdownTimeout);
+      deadline.unref();
+      airlock.close().then(
+        () => {
+          clearTimeout(deadline);
+          logger.info('stopped');
+          logger.flush();
+          resolve(0);
+        },
+        (e: unknown) => {
+          logger.error({ err: e }, 'error while shutting down');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,106 @@
+/**
+ * The configuration contract: the keys of mirror.yml, their types, defaults and validation.
+ *
+ * Key names are a contract with operators and scripts (see README "Configuration reference");
+ * rename nothing. Unknown keys are refused, so a typo never silently falls back to a default.
+ */
+import { z } from 'zod';
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1,
+  kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12,
+  kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
+};
+
+/** "10m", "90s", "1h30m", "500ms" or a number of seconds → milliseconds. */
+export function parseDuration(value: string | number): number {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0) throw new TypeError(`expected a duration like "5m", got ${value}`);
+    return value * 1000;
+  }
+  const s = value.trim();
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(s)) throw new TypeError(`expected a duration like "30s", "5m" or "1h30m", got "${value}"`);
+  let total = 0;
+  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(m[1]) * (DURATION_UNITS[m[2] as string] as number);
+  return total;
+}
+
+/** "200GiB", "512MB", "1048576" → bytes. */
+export function parseSize(value: string | number): number {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value) || value < 0) throw new TypeError(`expected a size like "200GiB", got ${value}`);
+    return value;
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  const unit = SIZE_UNITS[(m?.[2] ?? 'x').toLowerCase()];
+  if (!m || unit === undefined) throw new TypeError(`expected a size like "200GiB" or "500MB", got "${value}"`);
+  return Math.floor(Number(m[1]) * unit);
+}
+
+/** host:port, [v6]:port or :port. */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new TypeError(`expected "host:port" such as "0.0.0.0:5000", got "${value}"`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try { return parseDuration(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+});
+
+const listen = z.string().transform((v, ctx) => {
+  try { return { address: v, ...parseListen(v) }; } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+});
+
+export const configSchema = z.strictObject({
+  /** host:port to serve the registry API on. */
+  listen: listen.default({ address: '0.0.0.0:5000', host: '0.0.0.0', port: 5000 }),
+  storage: z.strictObject({
+    /** Root of the standard Distribution layout (registry:2's rootdirectory). Relative to the config file. */
+    root: z.string().min(1).default('./data'),
+    /** Only the filesystem driver exists today; the key is here so others can be added. */
+    driver: z.enum(['filesystem']).default('filesystem'),
+  }).prefault({}),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).prefault({}),
+  http: z.strictObject({
+    /** Bound on manifest bodies read or served from memory. */
+    maxManifestSize: z.union([z.string(), z.number()]).transform((v, ctx) => {
+      try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+    }).default(4 * 2 ** 20),
+    /** Entries a catalog or tags page holds when the client gives no n, and the most it may ask for. */
+    maxPageEntries: z.number().int().min(1).max(100_000).default(1000),
+    /** How long a graceful shutdown waits for in-flight responses. */
+    shutdownTimeout: duration.default(30_000),
+  }).prefault({}),
+  cache: z.strictObject({
+    /** Bytes of manifests kept in memory (immutable, by digest). */
+    manifestMemory: z.union([z.string(), z.number()]).transform((v, ctx) => {
+      try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+    }).default(64 * 2 ** 20),
+  }).prefault({}),
+});
+
+export type RawConfig = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type StorageConfig = Config['storage'];
+export type LogConfig = Config['log'];
+export type HttpConfig = Config['http'];
+export type CacheConfig = Config['cache'];
+
+/** One line per problem: `storage.root: expected string, received number`. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const key = i.path.map(String).join('.') || '(top level)';
+      if (i.code === 'unrecognized_keys') {
+        const where = i.path.length ? `${key}: ` : '';
+        return `${where}unknown key ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      }
+      return `${key}: ${i.message}`;
+    })
+    .join('; ');
+}

@@ -1,0 +1,51 @@
+/**
+ * Maps every error to OCI error JSON (distribution-spec "Error Codes"):
+ * `{"errors":[{"code","message","detail"}]}` with the table's status. Domain errors carry no
+ * HTTP; this is the one place that knows statuses. 5xx messages are not echoed to clients, and
+ * each error is logged once, here.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ERROR_TABLE, MirrorError, errorBody, type ErrorCode } from '../oci/errors.js';
+
+/** Wire codes for our internal ones: clients know the spec's codes and Docker's UNAVAILABLE. */
+const WIRE_CODE: Partial<Record<ErrorCode, string>> = {
+  UPSTREAM_UNAVAILABLE: 'UNAVAILABLE',
+  UPSTREAM_TIMEOUT: 'UNAVAILABLE',
+  UPSTREAM_BAD_RESPONSE: 'UNAVAILABLE',
+  INTERNAL: 'UNKNOWN',
+};
+
+export interface ErrorAnswer {
+  status: number;
+  body: ReturnType<typeof errorBody>;
+  headers?: Record<string, string>;
+}
+
+export function answerFor(err: unknown): ErrorAnswer {
+  if (err instanceof MirrorError) {
+    const entry = ERROR_TABLE[err.code];
+    const code = WIRE_CODE[err.code] ?? err.code;
+    const message = entry.status >= 500 ? entry.message : err.message;
+    const detail = entry.status >= 500 ? undefined : err.detail;
+    const headers = (err as MirrorError & { headers?: Record<string, string> }).headers;
+    return { status: entry.status, body: errorBody(code, message, detail), headers };
+  }
+  const fe = err as Partial<FastifyError>;
+  const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
+  if (status === 500) return { status, body: errorBody('UNKNOWN', ERROR_TABLE.INTERNAL.message) };
+  if (status === 413) return { status, body: errorBody('SIZE_INVALID', fe.message ?? 'request body too large') };
+  return { status, body: errorBody('UNSUPPORTED', fe.message ?? 'bad request') };
+}
+
+export function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const a = answerFor(err);
+  if (a.status >= 500) request.log.error({ err }, 'request failed');
+  else request.log.debug({ err: { message: (err as Error).message, code: (err as MirrorError).code } }, 'request refused');
+  if (reply.sent || reply.raw.headersSent) {
+    // Once headers are out, the only honest signal left is a broken connection.
+    reply.raw.destroy(err instanceof Error ? err : undefined);
+    return;
+  }
+  if (a.headers) reply.headers(a.headers);
+  reply.code(a.status).type('application/json; charset=utf-8').send(a.body);
+}

@@ -1,0 +1,50 @@
+/**
+ * The storage driver: the small interface between the registry store and a medium.
+ * The filesystem driver is the default; an object-store driver implements the same calls
+ * (commit-by-rename becomes commit-by-completing-a-multipart-upload).
+ *
+ * Paths are logical: '/'-separated, relative to the storage root, never starting with '/'.
+ */
+import type { Readable } from 'node:stream';
+
+export interface FileInfo {
+  size: number;
+  modTime: Date;
+  isDirectory: boolean;
+}
+
+/** A write in progress: invisible under any final path until commit() returns. */
+export interface StagedWrite {
+  /** Appends bytes. Resolves when the driver has taken them (may buffer). */
+  write(chunk: Uint8Array): Promise<void>;
+  readonly bytesWritten: number;
+  /** Flushes, makes durable and atomically publishes the bytes under `path` (replacing any file there). */
+  commit(path: string): Promise<void>;
+  /** Discards everything written; safe to call more than once and after a failed commit. */
+  abort(): Promise<void>;
+}
+
+export interface StorageDriver {
+  readonly kind: string;
+  stat(path: string): Promise<FileInfo | undefined>;
+  /** The whole content of a small file; undefined when missing. Refuses files larger than maxBytes. */
+  readFile(path: string, maxBytes: number): Promise<Buffer | undefined>;
+  /** A stream of the file (or of the inclusive byte range); undefined when missing. */
+  readStream(path: string, range?: { start: number; end: number }): Promise<Readable | undefined>;
+  /** Atomically replaces the file's content (temp, fsync, rename). */
+  writeFile(path: string, data: Uint8Array | string): Promise<void>;
+  /** A staged write for large content. */
+  stage(): Promise<StagedWrite>;
+  /** Names directly under a directory, sorted by code unit; undefined when it does not exist. */
+  list(path: string): Promise<string[] | undefined>;
+  /** Removes a file or a whole directory tree; missing is not an error. */
+  delete(path: string): Promise<void>;
+}
+
+/** A file turned out bigger than a caller allowed. */
+export class FileTooLargeError extends Error {
+  constructor(readonly path: string, readonly size: number, readonly limit: number) {
+    super(`${path} is ${size} bytes, more than the ${limit} allowed`);
+    this.name = 'FileTooLargeError';
+  }
+}

@@ -1,0 +1,196 @@
+import type { Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
+import { Digest, digestBytes } from '../oci/digest.js';
+import { parseManifest } from '../oci/manifest.js';
+import type { ManifestReference } from '../oci/reference.js';
+import type { StagedWrite, StorageDriver } from './driver.js';
+import * as p from './paths.js';
+
+export interface StoredManifest {
+  digest: Digest;
+  bytes: Buffer;
+  /** Derived from the content, as Distribution does (the body's mediaType, else detection). */
+  mediaType: string;
+}
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+export interface RegistryStoreOptions {
+  /** Largest manifest read into memory. */
+  maxManifestSize: number;
+  /** Bytes of manifests kept in memory by digest (content is immutable). */
+  manifestCacheBytes: number;
+}
+
+/** A link file that does not hold a digest: the store was edited by hand or damaged. */
+export class CorruptStoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CorruptStoreError';
+  }
+}
+
+const LINK_MAX = 256;
+
+/**
+ * The registry's content on top of a storage driver, in Distribution's layout (see paths.ts).
+ * The only place that turns names, tags and digests into paths. Invariants it keeps:
+ * a blob is complete and verified before any link names it; links are written after their
+ * target; every write is atomic.
+ */
+export class RegistryStore {
+  readonly #manifests: LRUCache<string, StoredManifest>;
+
+  constructor(readonly driver: StorageDriver, private readonly opts: RegistryStoreOptions) {
+    this.#manifests = new LRUCache<string, StoredManifest>({
+      maxSize: Math.max(1, opts.manifestCacheBytes),
+      sizeCalculation: (m) => m.bytes.byteLength + 200,
+    });
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  async readLink(path: string): Promise<Digest | undefined> {
+    const buf = await this.driver.readFile(path, LINK_MAX);
+    if (!buf) return undefined;
+    const d = Digest.tryParse(buf.toString('utf8').trim());
+    if (!d) throw new CorruptStoreError(`link ${path} does not hold a digest`);
+    return d;
+  }
+
+  async statBlob(d: Digest): Promise<BlobInfo | undefined> {
+    const info = await this.driver.stat(p.blobDataPath(d));
+    return info && !info.isDirectory ? { digest: d, size: info.size } : undefined;
+  }
+
+  /**
+   * Whether `repo` may serve blob `d`: a layer link, as Distribution requires, or a manifest
+   * revision (so a manifest can also be fetched through the blobs endpoint).
+   */
+  async isBlobLinked(repo: string, d: Digest): Promise<boolean> {
+    if (await this.driver.stat(p.layerLinkPath(repo, d))) return true;
+    return (await this.driver.stat(p.revisionLinkPath(repo, d))) !== undefined;
+  }
+
+  openBlob(d: Digest, range?: { start: number; end: number }): Promise<Readable | undefined> {
+    return this.driver.readStream(p.blobDataPath(d), range);
+  }
+
+  async resolveTag(repo: string, tag: string): Promise<Digest | undefined> {
+    return this.readLink(p.tagCurrentLinkPath(repo, tag));
+  }
+
+  async hasRevision(repo: string, d: Digest): Promise<boolean> {
+    return (await this.driver.stat(p.revisionLinkPath(repo, d))) !== undefined;
+  }
+
+  /** The manifest named by tag or digest in `repo`, or undefined. */
+  async getManifest(repo: string, ref: ManifestReference): Promise<StoredManifest | undefined> {
+    let d: Digest | undefined;
+    if (ref.kind === 'tag') {
+      d = await this.resolveTag(repo, ref.tag);
+      if (!d) return undefined;
+    } else {
+      d = ref.digest;
+    }
+    if (!(await this.hasRevision(repo, d))) return undefined;
+    return this.readManifestBlob(d);
+  }
+
+  /** A manifest's content by digest, verified, from memory when it was read before. */
+  async readManifestBlob(d: Digest): Promise<StoredManifest | undefined> {
+    const key = d.toString();
+    const hit = this.#manifests.get(key);
+    if (hit) return hit;
+    const bytes = await this.driver.readFile(p.blobDataPath(d), this.opts.maxManifestSize);
+    if (!bytes) return undefined;
+    const actual = digestBytes(bytes, d.algorithm);
+    if (!actual.equals(d)) throw new CorruptStoreError(`blob ${key} holds content that hashes to ${actual.toString()}`);
+    const m: StoredManifest = { digest: d, bytes, mediaType: parseManifest(bytes).mediaType };
+    this.#manifests.set(key, m);
+    return m;
+  }
+
+  /** Tags of a repository, sorted; undefined when the repository has no tags directory. */
+  async listTags(repo: string): Promise<string[] | undefined> {
+    const names = await this.driver.list(p.tagsPath(repo));
+    if (!names) return undefined;
+    // A tag directory without current/link is a tag being deleted or never finished.
+    const out: string[] = [];
+    for (const t of names) if (await this.driver.stat(p.tagCurrentLinkPath(repo, t))) out.push(t);
+    return out;
+  }
+
+  async repositoryExists(repo: string): Promise<boolean> {
+    const s = await this.driver.stat(p.repositoryPath(repo));
+    return s?.isDirectory === true;
+  }
+
+  /**
+   * Repository names in Distribution's catalog order: a depth-first walk of repositories/ with
+   * each directory's entries in lexical order; a directory holding `_manifests` (or any
+   * `_`-prefixed entry) is a repository.
+   */
+  async *repositories(): AsyncGenerator<string> {
+    yield* this.#walkRepositories(p.REPOSITORIES, '');
+  }
+
+  async *#walkRepositories(dir: string, prefix: string): AsyncGenerator<string> {
+    const names = await this.driver.list(dir);
+    if (!names) return;
+    if (prefix && names.some((n) => n.startsWith('_'))) yield prefix;
+    for (const n of names) {
+      if (n.startsWith('_')) continue;
+      const child = `${dir}/${n}`;
+      const st = await this.driver.stat(child);
+      if (st?.isDirectory) yield* this.#walkRepositories(child, prefix ? `${prefix}/${n}` : n);
+    }
+  }
+
+  // ---- writes ------------------------------------------------------------------------------
+
+  stage(): Promise<StagedWrite> {
+    return this.driver.stage();
+  }
+
+  /** Publishes a staged write whose content the caller has verified to hash to `d`. */
+  async commitBlob(staged: StagedWrite, d: Digest): Promise<void> {
+    await staged.commit(p.blobDataPath(d));
+  }
+
+  /** Writes a small blob (a manifest or config) whose bytes are in memory. */
+  async putBlob(bytes: Uint8Array, algorithm: Digest['algorithm'] = 'sha256'): Promise<Digest> {
+    const d = digestBytes(bytes, algorithm);
+    const existing = await this.statBlob(d);
+    if (existing?.size !== bytes.byteLength) await this.driver.writeFile(p.blobDataPath(d), bytes);
+    return d;
+  }
+
+  async linkBlob(repo: string, d: Digest): Promise<void> {
+    const path = p.layerLinkPath(repo, d);
+    if (!(await this.driver.stat(path))) await this.driver.writeFile(path, p.linkContent(d));
+  }
+
+  /** Stores a manifest's exact bytes, links its revision and, when given, points a tag at it. */
+  async putManifest(repo: string, bytes: Buffer, tag?: string): Promise<StoredManifest> {
+    const mediaType = parseManifest(bytes).mediaType;
+    const d = await this.putBlob(bytes);
+    const rev = p.revisionLinkPath(repo, d);
+    if (!(await this.driver.stat(rev))) await this.driver.writeFile(rev, p.linkContent(d));
+    if (tag !== undefined) await this.tagManifest(repo, tag, d);
+    const m = { digest: d, bytes, mediaType };
+    this.#manifests.set(d.toString(), m);
+    return m;
+  }
+
+  /** Points `tag` at a manifest revision: index entry first, then current (as Distribution). */
+  async tagManifest(repo: string, tag: string, d: Digest): Promise<void> {
+    const idx = p.tagIndexLinkPath(repo, tag, d);
+    if (!(await this.driver.stat(idx))) await this.driver.writeFile(idx, p.linkContent(d));
+    const current = await this.resolveTag(repo, tag).catch(() => undefined);
+    if (!current?.equals(d)) await this.driver.writeFile(p.tagCurrentLinkPath(repo, tag), p.linkContent(d));
+  }
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { ConfigError, parseConfig } from '../../../src/config/load.js';
+import { parseDuration, parseListen, parseSize } from '../../../src/config/schema.js';
+
+const base = { baseDir: '/etc/airlock', env: {} };
+
+describe('parseConfig', () => {
+  it('gives the documented defaults for an empty file', () => {
+    const c = parseConfig('', base);
+    expect(c.listen).toEqual({ address: '0.0.0.0:5000', host: '0.0.0.0', port: 5000 });
+    expect(c.storage.root).toBe(path.resolve('/etc/airlock/data'));
+    expect(c.log.level).toBe('info');
+    expect(Object.isFrozen(c.storage)).toBe(true);
+  });
+
+  it('reads the contract keys', () => {
+    const c = parseConfig('listen: "127.0.0.1:5055"\nstorage:\n  root: /var/lib/airlock\nlog:\n  level: debug\n', base);
+    expect(c.listen.port).toBe(5055);
+    expect(c.listen.host).toBe('127.0.0.1');
+    expect(c.storage.root).toBe('/var/lib/airlock');
+    expect(c.log.level).toBe('debug');
+  });
+
+  it('refuses an unknown key, naming it', () => {
+    expect(() => parseConfig('storage:\n  rot: /x\n', base)).toThrow(/storage: unknown key "rot"/);
+    expect(() => parseConfig('lissen: ":5000"\n', base)).toThrow(/unknown key "lissen"/);
+  });
+
+  it('refuses a wrong type with the key and the expected form', () => {
+    expect(() => parseConfig('storage:\n  root: 5\n', base)).toThrow(/storage\.root: .*string/);
+    expect(() => parseConfig('listen: "nowhere"\n', base)).toThrow(/listen: expected "host:port"/);
+    expect(() => parseConfig('log:\n  level: loud\n', base)).toThrow(/log\.level/);
+    expect(() => parseConfig('http:\n  shutdownTimeout: soon\n', base)).toThrow(/http\.shutdownTimeout: expected a duration/);
+  });
+
+  it('gives one line for invalid YAML', () => {
+    let err: unknown;
+    try { parseConfig('listen: [\n', base); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/invalid YAML/);
+    expect((err as Error).message).not.toContain('\n');
+  });
+
+  it('substitutes ${VAR} and ${VAR:-default} in values, never in structure', () => {
+    const env = { ROOT: '/srv/reg', WEIRD: 'a: b\n- c' };
+    const c = parseConfig('storage:\n  root: ${ROOT}\nlisten: "${HOST:-127.0.0.1}:5001"\n', { baseDir: '/', env });
+    expect(c.storage.root).toBe('/srv/reg');
+    expect(c.listen.host).toBe('127.0.0.1');
+    const d = parseConfig('storage:\n  root: /x/${WEIRD}\n', { baseDir: '/', env });
+    expect(d.storage.root).toBe('/x/a: b\n- c');
+  });
+
+  it('names a missing environment variable and the key that uses it', () => {
+    expect(() => parseConfig('storage:\n  root: ${NOPE}\n', base)).toThrow(/storage\.root: environment variable NOPE is not set/);
+  });
+});
+
+describe('durations, sizes, listen', () => {
+  it('parses durations', () => {
+    expect(parseDuration('5m')).toBe(300_000);
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration(10)).toBe(10_000);
+    for (const bad of ['', '5', '5 m', 'm', '-1s', '1y']) expect(() => parseDuration(bad)).toThrow();
+  });
+  it('parses sizes', () => {
+    expect(parseSize('200GiB')).toBe(200 * 2 ** 30);
+    expect(parseSize('500MB')).toBe(500e6);
+    expect(parseSize('1024')).toBe(1024);
+    for (const bad of ['', 'GiB', '5 parsecs', '-1']) expect(() => parseSize(bad)).toThrow();
+  });
+  it('parses listen addresses', () => {
+    expect(parseListen('[::1]:5000')).toEqual({ host: '::1', port: 5000 });
+    expect(parseListen(':5000')).toEqual({ host: '0.0.0.0', port: 5000 });
+    for (const bad of ['5000', 'host:', 'host:99999', 'a:b:c']) expect(() => parseListen(bad)).toThrow();
+  });
+});
