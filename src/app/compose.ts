@@ -1,18 +1,22 @@
 /**
  * The one place that constructs concrete classes and wires them together.
  */
-import { access, constants, mkdir, rm } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, rm } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { buildApp } from '../http/app.js';
 import type { Logger } from '../logging/logger.js';
-import { LocalRegistry } from '../mirror/local-registry.js';
+import { MirrorRegistry } from '../mirror/mirror-registry.js';
+import { Router } from '../mirror/router.js';
+import { UpstreamClient } from '../upstream/client.js';
 import { FilesystemDriver } from '../storage/filesystem-driver.js';
 import { RegistryStore } from '../storage/registry-store.js';
 
 export interface Airlock {
   app: FastifyInstance;
   store: RegistryStore;
+  registry: MirrorRegistry;
+  upstreams: Map<string, UpstreamClient>;
   config: Config;
   close(): Promise<void>;
 }
@@ -48,14 +52,58 @@ export async function prepareStore(config: Config): Promise<void> {
 export async function createAirlock(config: Config, logger: Logger): Promise<Airlock> {
   await prepareStore(config);
   const store = createStore(config);
-  const registry = new LocalRegistry(store, { defaultPageSize: config.http.maxPageEntries });
+  const upstreams = await createUpstreams(config, logger);
+  const router = new Router(upstreams, config.defaultUpstream);
+  const registry = new MirrorRegistry(
+    store,
+    router,
+    { tagTTL: config.cache.tagTTL, maxManifestSize: config.http.maxManifestSize, defaultPageSize: config.http.maxPageEntries, maxResumes: config.cache.maxResumes },
+    logger,
+  );
   const app = buildApp({ registry, logger, maxPageEntries: config.http.maxPageEntries, bodyLimit: config.http.maxManifestSize });
   return {
     app,
     store,
+    registry,
+    upstreams,
     config,
     close: async () => {
+      registry.abortFills();
       await app.close();
+      await Promise.all([...upstreams.values()].map((u) => u.close()));
     },
   };
+}
+
+export async function createUpstreams(config: Config, logger: Logger): Promise<Map<string, UpstreamClient>> {
+  const out = new Map<string, UpstreamClient>();
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    let ca: string | undefined;
+    if (u.ca) {
+      try {
+        ca = await readFile(u.ca, 'utf8');
+      } catch (e) {
+        throw new Error(`upstreams.${name}.ca: cannot read ${u.ca}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    out.set(
+      name,
+      new UpstreamClient(
+        {
+          name,
+          url: u.url,
+          username: u.username,
+          password: u.password,
+          ca,
+          insecure: u.insecure,
+          concurrency: u.concurrency,
+          connectTimeout: u.timeouts.connect,
+          readTimeout: u.timeouts.read,
+          retries: u.retries,
+        },
+        logger.child({ upstream: name }),
+      ),
+    );
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
-import { configSchema, formatIssues, type Config } from './schema.js';
+import { checkConfig, configSchema, formatIssues, type Config } from './schema.js';
 
 /** A configuration that cannot be used: the message is one line naming the key and the expected form. */
 export class ConfigError extends Error {
@@ -65,7 +65,10 @@ export function parseConfig(text: string, opts: { baseDir: string; env?: NodeJS.
   const parsed = configSchema.safeParse(substituted);
   if (!parsed.success) throw new ConfigError(`${source}: ${formatIssues(parsed.error)}`);
   const config = parsed.data;
+  const problem = checkConfig(config);
+  if (problem) throw new ConfigError(`${source}: ${problem}`);
   config.storage.root = path.resolve(opts.baseDir, config.storage.root);
+  for (const u of Object.values(config.upstreams)) if (u.ca) u.ca = path.resolve(opts.baseDir, u.ca);
   return deepFreeze(config);
 }
 

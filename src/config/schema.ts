@@ -54,6 +54,26 @@ const listen = z.string().transform((v, ctx) => {
   try { return { address: v, ...parseListen(v) }; } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
 });
 
+const upstream = z.strictObject({
+  /** https://registry-1.docker.io, or plain http:// for a registry on a trusted network. */
+  url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as https://registry-1.docker.io' }),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  /** PEM file of extra certificate authorities to trust for this upstream. */
+  ca: z.string().optional(),
+  /** Skip TLS verification (a lab's self-signed registry; never on the internet). */
+  insecure: z.boolean().default(false),
+  /** Connections to this upstream at once (requests beyond wait for one). */
+  concurrency: z.number().int().min(1).max(256).default(16),
+  timeouts: z.strictObject({
+    connect: duration.default(10_000),
+    /** Longest wait for headers, and for the next byte of a body. */
+    read: duration.default(30_000),
+  }).prefault({}),
+  /** Attempts after the first on connection errors, 5xx and 429. */
+  retries: z.number().int().min(0).max(10).default(3),
+}).refine((u) => (u.username === undefined) === (u.password === undefined), { message: 'username and password go together' });
+
 export const configSchema = z.strictObject({
   /** host:port to serve the registry API on. */
   listen: listen.default({ address: '0.0.0.0:5000', host: '0.0.0.0', port: 5000 }),
@@ -63,6 +83,10 @@ export const configSchema = z.strictObject({
     /** Only the filesystem driver exists today; the key is here so others can be added. */
     driver: z.enum(['filesystem']).default('filesystem'),
   }).prefault({}),
+  /** Registries to mirror, keyed by the host clients know them by (docker.io, ghcr.io). */
+  upstreams: z.record(z.string().regex(/^[a-z0-9.-]+(:[0-9]+)?$/, 'expected a registry host name such as docker.io'), upstream).default({}),
+  /** Where names without a registry go (Docker's registry-mirrors sends them so). */
+  defaultUpstream: z.string().default('docker.io'),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).prefault({}),
@@ -77,6 +101,10 @@ export const configSchema = z.strictObject({
     shutdownTimeout: duration.default(30_000),
   }).prefault({}),
   cache: z.strictObject({
+    /** How long a tag is trusted before a HEAD revalidates it with the upstream. */
+    tagTTL: duration.default(5 * 60_000),
+    /** Times a broken blob transfer is resumed (Range from the received offset). */
+    maxResumes: z.number().int().min(0).max(20).default(3),
     /** Bytes of manifests kept in memory (immutable, by digest). */
     manifestMemory: z.union([z.string(), z.number()]).transform((v, ctx) => {
       try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
@@ -90,8 +118,18 @@ export type StorageConfig = Config['storage'];
 export type LogConfig = Config['log'];
 export type HttpConfig = Config['http'];
 export type CacheConfig = Config['cache'];
+export type UpstreamConfig = Config['upstreams'][string];
 
 /** One line per problem: `storage.root: expected string, received number`. */
+/** Cross-key checks that the schema cannot express. */
+export function checkConfig(c: Config): string | undefined {
+  const hosts = Object.keys(c.upstreams);
+  if (hosts.length > 0 && !hosts.includes(c.defaultUpstream) && !(c.defaultUpstream === 'docker.io' && hosts.some((h) => ['index.docker.io', 'registry-1.docker.io'].includes(h)))) {
+    return `defaultUpstream: "${c.defaultUpstream}" is not one of the configured upstreams (${hosts.join(', ')})`;
+  }
+  return undefined;
+}
+
 export function formatIssues(error: z.ZodError): string {
   return error.issues
     .map((i) => {

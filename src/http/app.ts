@@ -7,7 +7,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from '../logging/logger.js';
 import type { Registry } from '../mirror/registry.js';
-import { UnsupportedError } from '../oci/errors.js';
+import { NameInvalidError, UnsupportedError } from '../oci/errors.js';
 import { sendError } from './error-handler.js';
 import { getBlob } from './routes/blobs.js';
 import { catalog, listTags } from './routes/listings.js';
@@ -49,6 +49,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     frameworkErrors: (err, request, reply) => sendError(err, request, reply),
   });
 
+  // Bodies are bytes: a manifest must be stored exactly as sent, never parsed and re-serialized.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
   app.decorateRequest('cacheOutcome', undefined);
   app.decorateRequest('endpoint', undefined);
 
@@ -85,6 +89,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const v2 = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const ep = parseV2Path(request.url);
     request.endpoint = ep.kind;
+    const ns = (request.query as { ns?: unknown }).ns;
+    if (ns !== undefined && (typeof ns !== 'string' || !/^[a-z0-9.-]+(:[0-9]+)?$/i.test(ns) || ns.length > 255)) {
+      throw new NameInvalidError('ns must be a single registry host name');
+    }
+    const target = { name: '', ns: ns as string | undefined };
     const read = request.method === 'GET' || request.method === 'HEAD';
     switch (ep.kind) {
       case 'base':
@@ -96,13 +105,13 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         return catalog(opts.registry, opts.maxPageEntries, request, reply);
       case 'tags':
         if (request.method !== 'GET') throw new UnsupportedError(`${request.method} is not supported on tags/list`);
-        return listTags(opts.registry, ep.name, opts.maxPageEntries, request, reply);
+        return listTags(opts.registry, { ...target, name: ep.name }, opts.maxPageEntries, request, reply);
       case 'manifest':
         if (!read) throw new UnsupportedError(`${request.method} of manifests is not supported by this registry`);
-        return getManifest(opts.registry, ep.name, ep.reference, request, reply);
+        return getManifest(opts.registry, { ...target, name: ep.name }, ep.reference, request, reply);
       case 'blob':
         if (!read) throw new UnsupportedError(`${request.method} of blobs is not supported by this registry`);
-        return getBlob(opts.registry, ep.name, ep.digest, request, reply);
+        return getBlob(opts.registry, { ...target, name: ep.name }, ep.digest, request, reply);
       case 'upload':
         throw new UnsupportedError('pushing is not enabled on this registry');
       case 'referrers':

@@ -20,6 +20,8 @@ export interface BlobResponse {
   digest: Digest;
   size: number;
   cache?: 'hit' | 'miss';
+  /** False while the blob is being filled: a Range is then answered with the whole body. */
+  rangeable: boolean;
   /** The bytes, or an inclusive range of them. */
   open(range?: { start: number; end: number }): Promise<Readable>;
 }
@@ -30,11 +32,20 @@ export interface Page {
   next?: string;
 }
 
+/**
+ * The repository a request names: the name in the path and, from containerd's hosts.toml
+ * mirrors, the registry it is for (`?ns=docker.io`).
+ */
+export interface Target {
+  name: string;
+  ns?: string;
+}
+
 export interface Registry {
   /** Resolves a manifest for a client whose Accept headers named `accept`. */
-  getManifest(repo: string, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse>;
-  /** A blob linked to `repo`. */
-  getBlob(repo: string, digest: Digest): Promise<BlobResponse>;
-  listTags(repo: string, page: PageRequest): Promise<Page>;
+  getManifest(target: Target, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse>;
+  /** A blob linked to the target repository. `head` asks for size only, no download. */
+  getBlob(target: Target, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse>;
+  listTags(target: Target, page: PageRequest): Promise<Page>;
   catalog(page: PageRequest): Promise<Page>;
 }

@@ -18,10 +18,27 @@ export interface StagedWrite {
   /** Appends bytes. Resolves when the driver has taken them (may buffer). */
   write(chunk: Uint8Array): Promise<void>;
   readonly bytesWritten: number;
+  /** Writes buffered bytes through to the medium, so readers see them. */
+  flush(): Promise<void>;
   /** Flushes, makes durable and atomically publishes the bytes under `path` (replacing any file there). */
   commit(path: string): Promise<void>;
   /** Discards everything written; safe to call more than once and after a failed commit. */
   abort(): Promise<void>;
+  /**
+   * A reader of the bytes written so far (and, once committed, of the whole object), so that
+   * other clients can follow a fill as it grows. Undefined once the write is gone (aborted, or
+   * committed and moved: read the final object then). Only flushed bytes are readable: see
+   * `bytesReadable`.
+   */
+  openReader(): Promise<StagedReader | undefined>;
+  /** How many bytes a reader can read now (written through to the medium). */
+  readonly bytesReadable: number;
+}
+
+export interface StagedReader {
+  /** Reads into `buf` from `position`; resolves with the bytes read (0 at the current end). */
+  read(buf: Buffer, position: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 export interface StorageDriver {

@@ -175,9 +175,9 @@ export class RegistryStore {
   }
 
   /** Stores a manifest's exact bytes, links its revision and, when given, points a tag at it. */
-  async putManifest(repo: string, bytes: Buffer, tag?: string): Promise<StoredManifest> {
+  async putManifest(repo: string, bytes: Buffer, tag?: string, algorithm: Digest['algorithm'] = 'sha256'): Promise<StoredManifest> {
     const mediaType = parseManifest(bytes).mediaType;
-    const d = await this.putBlob(bytes);
+    const d = await this.putBlob(bytes, algorithm);
     const rev = p.revisionLinkPath(repo, d);
     if (!(await this.driver.stat(rev))) await this.driver.writeFile(rev, p.linkContent(d));
     if (tag !== undefined) await this.tagManifest(repo, tag, d);

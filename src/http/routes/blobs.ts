@@ -2,16 +2,16 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Digest } from '../../oci/digest.js';
 import { RangeInvalidError } from '../../oci/errors.js';
 import { contentRange, parseRange } from '../../oci/range.js';
-import type { Registry } from '../../mirror/registry.js';
+import type { Registry, Target } from '../../mirror/registry.js';
 import { etagMatches } from '../etag.js';
 
 /**
  * GET/HEAD /v2/<name>/blobs/<digest> (distribution-spec "Pulling blobs"), with single byte
  * ranges (RFC 9110 §14); a blob is served only to a repository that links it.
  */
-export async function getBlob(registry: Registry, name: string, digestText: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function getBlob(registry: Registry, target: Target, digestText: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const digest = Digest.parse(digestText);
-  const blob = await registry.getBlob(name, digest);
+  const blob = await registry.getBlob(target, digest, { head: request.method === 'HEAD' });
   request.cacheOutcome = blob.cache;
   const d = digest.toString();
   reply
@@ -24,7 +24,9 @@ export async function getBlob(registry: Registry, name: string, digestText: stri
     return;
   }
   reply.header('content-type', 'application/octet-stream');
-  const range = parseRange(request.headers.range, blob.size);
+  // While a blob is being filled a Range is answered with the whole body (never a 206 with a
+  // Content-Range we cannot yet honour).
+  const range = blob.rangeable ? parseRange(request.headers.range, blob.size) : ({ kind: 'none' } as const);
   if (range.kind === 'unsatisfiable') {
     reply.header('content-range', `bytes */${blob.size}`);
     throw new RangeInvalidError(`range ${request.headers.range ?? ''} is not satisfiable for a blob of ${blob.size} bytes`);

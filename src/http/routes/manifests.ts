@@ -1,16 +1,16 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseAccept } from '../../oci/media-types.js';
 import { parseManifestReference } from '../../oci/reference.js';
-import type { Registry } from '../../mirror/registry.js';
+import type { Registry, Target } from '../../mirror/registry.js';
 import { etagMatches } from '../etag.js';
 
 /**
  * GET/HEAD /v2/<name>/manifests/<reference> (distribution-spec "Pulling manifests"): the stored
  * bytes, exactly, with their media type and digest.
  */
-export async function getManifest(registry: Registry, name: string, reference: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function getManifest(registry: Registry, target: Target, reference: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const ref = parseManifestReference(reference);
-  const m = await registry.getManifest(name, ref, parseAccept(request.headers.accept));
+  const m = await registry.getManifest(target, ref, parseAccept(request.headers.accept));
   request.cacheOutcome = m.cache;
   const digest = m.digest.toString();
   const etag = `"${digest}"`;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the integration tests use, when any is missing: CNCF Distribution
+# (docker-registry), skopeo and openssl. Quiet and quick when everything is there.
+set -euo pipefail
+
+need=()
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+echo "ensure-test-tools: installing ${need[*]}" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else
+    echo "ensure-test-tools: need root (or sudo) to install ${need[*]} with apt-get" >&2; exit 1
+  fi
+fi
+# The docker-registry package would start a service on port 5000; tests start their own.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod +x "$policy" && created_policy=1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+[ "$created_policy" = 1 ] && $SUDO rm -f "$policy"
+# In case a service was started anyway, leave port 5000 free.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
+pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+echo "ensure-test-tools: done" >&2

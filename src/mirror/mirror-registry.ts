@@ -1,0 +1,295 @@
+/**
+ * The pull-through policy on top of the store (DESIGN.md "mirror/"):
+ * - manifests by digest: local first, else fetched once, verified, stored; never revalidated;
+ * - manifests by tag: trusted for cache.tagTTL, then revalidated with a HEAD (Docker Hub does
+ *   not count HEADs), fetched only when the digest changed; served stale when the upstream is
+ *   unreachable, slow, failing or rate limiting, so a disconnected site keeps working;
+ * - blobs: local first, else one fill per digest that every client follows (blob-fill.ts).
+ * With no upstream for a name, the store is served as a plain registry and nothing goes out.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Logger } from '../logging/logger.js';
+import { Digest, digestBytes } from '../oci/digest.js';
+import { BlobUnknownError, DigestMismatchError, ManifestInvalidError, MirrorError, NameUnknownError, UpstreamBadResponseError } from '../oci/errors.js';
+import { parseManifest } from '../oci/manifest.js';
+import { paginate, type PageRequest } from '../oci/pagination.js';
+import type { ManifestReference } from '../oci/reference.js';
+import type { RegistryStore, StoredManifest } from '../storage/registry-store.js';
+import type { UpstreamClient } from '../upstream/client.js';
+import { BlobFill } from './blob-fill.js';
+import { catalogPage, manifestUnknown } from './local-registry.js';
+import { negotiateManifest } from './negotiate.js';
+import type { BlobResponse, ManifestResponse, Page, Registry, Target } from './registry.js';
+import { refusedError, type Route, type Router } from './router.js';
+
+export interface MirrorRegistryOptions {
+  /** How long a tag is trusted before a HEAD revalidates it. */
+  tagTTL: number;
+  maxManifestSize: number;
+  defaultPageSize: number;
+  /** Resumes of a broken blob transfer before the fill fails. */
+  maxResumes: number;
+}
+
+export interface MirrorEvents {
+  onManifest?(outcome: NonNullable<ManifestResponse['cache']>): void;
+  onBlob?(outcome: 'hit' | 'miss'): void;
+  onFill?(outcome: 'done' | 'failed', bytes: number, error?: Error): void;
+  onDigestMismatch?(): void;
+}
+
+type UpstreamRoute = Route<UpstreamClient>;
+
+/** Upstream failures that make a stale answer better than none. */
+function isUpstreamFailure(e: unknown): boolean {
+  return e instanceof MirrorError && ['UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_BAD_RESPONSE', 'TOOMANYREQUESTS'].includes(e.code);
+}
+
+export class MirrorRegistry implements Registry {
+  readonly #fills = new Map<string, BlobFill>();
+  readonly #flights = new Map<string, Promise<ManifestResponse>>();
+  /** store name + tag → when the tag was last confirmed with the upstream. */
+  readonly #tagChecked = new LRUCache<string, number>({ max: 100_000 });
+
+  constructor(
+    readonly store: RegistryStore,
+    readonly router: Router<UpstreamClient>,
+    private readonly opts: MirrorRegistryOptions,
+    private readonly log: Logger,
+    private readonly events: MirrorEvents = {},
+  ) {}
+
+  /** Fills in flight (for metrics and shutdown). */
+  get fillsInFlight(): number {
+    return this.#fills.size;
+  }
+
+  /** Stops every fill: their temp objects are removed and their clients see a broken transfer. */
+  abortFills(): void {
+    for (const f of this.#fills.values()) f.abort('airlock is shutting down');
+  }
+
+  /**
+   * The route, with one concession to plain registries: a name that exists in the store as
+   * written (`alpine` pushed to registry:2) is served as such, not as library/alpine.
+   */
+  async #route(target: Target): Promise<UpstreamRoute> {
+    const r = this.router.route(target);
+    if (r.storeName !== target.name && !target.ns && (await this.store.repositoryExists(target.name))) {
+      return { storeName: target.name, upstreamRepository: target.name };
+    }
+    return r;
+  }
+
+  #single<T extends ManifestResponse>(key: string, fn: () => Promise<T>): Promise<ManifestResponse> {
+    const pending = this.#flights.get(key);
+    if (pending) return pending;
+    const p = fn().finally(() => this.#flights.delete(key));
+    this.#flights.set(key, p);
+    return p;
+  }
+
+  // ---- manifests ----------------------------------------------------------------------------
+
+  async getManifest(target: Target, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse> {
+    const route = await this.#route(target);
+    const m = await this.#manifest(route, ref);
+    const chosen = await negotiateManifest(m, ref, accept, (d) => this.#manifest(route, { kind: 'digest', digest: d }).catch(() => undefined));
+    const outcome = chosen.cache ?? 'hit';
+    this.events.onManifest?.(outcome);
+    return chosen;
+  }
+
+  async #manifest(route: UpstreamRoute, ref: ManifestReference): Promise<ManifestResponse> {
+    const local = await this.store.getManifest(route.storeName, ref);
+    const upstream = route.upstream;
+    if (ref.kind === 'digest') {
+      if (local) return { ...local, cache: 'hit' };
+      if (!upstream) throw route.refusal ? refusedError(route.refusal) : manifestUnknown(route.storeName, ref);
+      return this.#single(`${route.storeName}@${ref.digest.toString()}`, async () => ({
+        ...(await this.#fetchManifest(route, upstream, ref.digest.toString(), ref.digest)),
+        cache: 'miss',
+      }));
+    }
+    if (!upstream) {
+      if (local) return { ...local, cache: 'hit' };
+      throw route.refusal ? refusedError(route.refusal) : manifestUnknown(route.storeName, ref);
+    }
+    const key = `${route.storeName}:${ref.tag}`;
+    const checked = this.#tagChecked.get(key);
+    if (local && checked !== undefined && Date.now() - checked < this.opts.tagTTL) return { ...local, cache: 'hit' };
+    return this.#single(`tag ${key}`, async () => {
+      try {
+        if (local) {
+          const head = await upstream.headManifest(route.upstreamRepository, ref.tag);
+          if (!head) throw manifestUnknown(route.storeName, ref);
+          if (head.digest === local.digest.toString()) {
+            this.#tagChecked.set(key, Date.now());
+            return { ...local, cache: 'revalidated' };
+          }
+        }
+        const fetched = await this.#fetchManifest(route, upstream, ref.tag, undefined, ref.tag);
+        this.#tagChecked.set(key, Date.now());
+        return { ...fetched, cache: 'miss' };
+      } catch (e) {
+        if (local && isUpstreamFailure(e)) {
+          this.log.warn({ repository: route.storeName, tag: ref.tag, upstream: upstream.name, err: (e as Error).message }, 'upstream unavailable; serving the cached tag');
+          return { ...local, cache: 'stale' };
+        }
+        throw e;
+      }
+    });
+  }
+
+  /** GETs a manifest, verifies its digest, stores the exact bytes (and the tag). */
+  async #fetchManifest(route: UpstreamRoute, upstream: UpstreamClient, reference: string, expected?: Digest, tag?: string): Promise<StoredManifest> {
+    const res = await upstream.getManifest(route.upstreamRepository, reference, this.opts.maxManifestSize);
+    if (!res) throw manifestUnknown(route.storeName, expected ? { kind: 'digest', digest: expected } : { kind: 'tag', tag: reference });
+    const algorithm = expected?.algorithm ?? 'sha256';
+    const actual = digestBytes(res.bytes, algorithm);
+    const claimed = expected ?? (res.digest ? Digest.tryParse(res.digest) : undefined);
+    if (claimed && claimed.algorithm === algorithm && !claimed.equals(actual)) {
+      this.events.onDigestMismatch?.();
+      this.log.error({ repository: route.storeName, reference, expected: claimed.toString(), actual: actual.toString() }, 'upstream manifest does not match its digest; discarded');
+      throw new DigestMismatchError(claimed.toString(), actual.toString());
+    }
+    try {
+      parseManifest(res.bytes, res.mediaType);
+    } catch (e) {
+      if (e instanceof ManifestInvalidError) throw new UpstreamBadResponseError(`upstream ${upstream.name} sent an invalid manifest: ${e.message}`, { cause: e });
+      throw e;
+    }
+    return this.store.putManifest(route.storeName, res.bytes, tag, algorithm);
+  }
+
+  // ---- blobs --------------------------------------------------------------------------------
+
+  async getBlob(target: Target, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse> {
+    const route = await this.#route(target);
+    const [info, linked] = await Promise.all([this.store.statBlob(digest), this.store.isBlobLinked(route.storeName, digest)]);
+    const upstream = route.upstream;
+    if (info && linked) return this.#local(digest, info.size);
+    if (!upstream) {
+      if (route.refusal && !info) throw refusedError(route.refusal);
+      throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+    }
+    if (info) {
+      // We hold the bytes for another repository: serve them once the upstream confirms that
+      // this repository has the blob too (a HEAD, no transfer).
+      const size = await upstream.headBlob(route.upstreamRepository, digest.toString());
+      if (size === undefined) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+      await this.store.linkBlob(route.storeName, digest);
+      return this.#local(digest, info.size);
+    }
+    if (opts?.head) {
+      const size = await upstream.headBlob(route.upstreamRepository, digest.toString());
+      if (size === undefined) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+      return { digest, size, cache: 'miss', rangeable: false, open: () => Promise.reject(new Error('HEAD has no body')) };
+    }
+    const fill = await this.#join(route, upstream, digest);
+    await fill.ready;
+    if (fill.size === undefined) {
+      // No Content-Length from the upstream: wait for the whole blob, then serve it.
+      await fill.done;
+      const stored = await this.store.statBlob(digest);
+      if (!stored) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+      return this.#local(digest, stored.size);
+    }
+    this.events.onBlob?.('miss');
+    return { digest, size: fill.size, cache: 'miss', rangeable: false, open: async (range) => fill.follow(range?.start, range?.end) };
+  }
+
+  #local(digest: Digest, size: number): BlobResponse {
+    this.events.onBlob?.('hit');
+    return {
+      digest,
+      size,
+      cache: 'hit',
+      rangeable: true,
+      open: async (range) => {
+        const s = await this.store.openBlob(digest, range);
+        // Removed between stat and open (gc, eviction): a clean 404 rather than a broken stream.
+        if (!s) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+        return s;
+      },
+    };
+  }
+
+  async #join(route: UpstreamRoute, upstream: UpstreamClient, digest: Digest): Promise<BlobFill> {
+    const key = `${upstream.name} ${digest.toString()}`;
+    const existing = this.#fills.get(key);
+    if (existing && existing.state === 'running') {
+      if (!existing.repositories.has(route.storeName)) {
+        const size = await upstream.headBlob(route.upstreamRepository, digest.toString());
+        if (size === undefined) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+        existing.repositories.add(route.storeName);
+      }
+      return existing;
+    }
+    const repo = route.upstreamRepository;
+    const fill = new BlobFill(
+      digest,
+      this.store,
+      {
+        open: async (offset) => {
+          const res = await upstream.getBlob(repo, digest.toString(), offset);
+          const len = Number(res.headers['content-length']);
+          let start = 0;
+          let total = Number.isSafeInteger(len) ? len : undefined;
+          if (res.statusCode === 206) {
+            const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
+            if (!m) {
+              res.body.destroy();
+              throw new UpstreamBadResponseError(`upstream ${upstream.name} sent a 206 without a valid Content-Range`);
+            }
+            start = Number(m[1]);
+            total = m[3] === '*' ? undefined : Number(m[3]);
+          }
+          return { total, start, body: res.body };
+        },
+      },
+      {
+        maxResumes: this.opts.maxResumes,
+        log: this.log,
+        onSettled: (outcome, bytes, error) => {
+          if (error instanceof DigestMismatchError) this.events.onDigestMismatch?.();
+          this.events.onFill?.(outcome, bytes, error);
+        },
+      },
+    );
+    fill.repositories.add(route.storeName);
+    this.#fills.set(key, fill);
+    fill.done.then(
+      () => this.#fills.delete(key),
+      () => this.#fills.delete(key),
+    );
+    return fill;
+  }
+
+  // ---- listings -----------------------------------------------------------------------------
+
+  async listTags(target: Target, page: PageRequest): Promise<Page> {
+    const route = await this.#route(target);
+    const local = await this.store.listTags(route.storeName);
+    let remote: string[] | undefined;
+    if (route.upstream) {
+      try {
+        remote = await route.upstream.listTags(route.upstreamRepository);
+      } catch (e) {
+        if (!local || !isUpstreamFailure(e)) throw e;
+        this.log.warn({ repository: route.storeName, err: (e as Error).message }, 'upstream unavailable; listing cached tags');
+      }
+    }
+    if (!local && !remote) {
+      if (route.refusal) throw refusedError(route.refusal);
+      throw new NameUnknownError('repository name not known to registry', { detail: { name: target.name } });
+    }
+    const all = [...new Set([...(local ?? []), ...(remote ?? [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    // Without n, every tag, as Distribution answers (and scripts that ignore Link expect).
+    return paginate(all, page, Number.MAX_SAFE_INTEGER);
+  }
+
+  catalog(page: PageRequest): Promise<Page> {
+    return catalogPage(this.store, page, this.opts.defaultPageSize);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Which upstream a request is for, and where its content lives in the store. A closed world:
+ * only configured upstreams are ever contacted; `?ns=` and a host in the path are keys into the
+ * configuration, never addresses to dial.
+ *
+ *   request                                   store name              upstream, repository
+ *   /v2/alpine/…            (registry-mirrors) library/alpine          default, library/alpine
+ *   /v2/library/alpine/…?ns=docker.io          library/alpine          docker.io, library/alpine
+ *   /v2/org/app/…?ns=ghcr.io                   ghcr.io/org/app         ghcr.io, org/app
+ *   /v2/ghcr.io/org/app/…                      ghcr.io/org/app         ghcr.io, org/app
+ *
+ * The default upstream's images are stored under their own name and the others' under
+ * `<host>/<name>`, so the same store answers both forms offline.
+ */
+import { DeniedError } from '../oci/errors.js';
+import { dockerHubName, parseRepositoryName } from '../oci/reference.js';
+import type { Target } from './registry.js';
+
+export interface Route<U> {
+  /** Where the repository lives in the store. */
+  storeName: string;
+  /** The upstream to fill misses from; undefined when the name is served from the store only. */
+  upstream?: U;
+  /** The repository's name on the upstream. */
+  upstreamRepository: string;
+  /** Set when the request named a registry that is not configured: local content only. */
+  refusal?: string;
+}
+
+const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+
+export function normalizeRegistryHost(host: string): string {
+  const h = host.toLowerCase();
+  return DOCKER_HUB.has(h) ? 'docker.io' : h;
+}
+
+function looksLikeHost(component: string): boolean {
+  return component.includes('.') || component.includes(':') || component === 'localhost';
+}
+
+export class Router<U> {
+  readonly #upstreams: ReadonlyMap<string, U>;
+
+  /** `defaultRegistry` is the registry that names without one belong to (docker.io by default). */
+  constructor(upstreams: ReadonlyMap<string, U>, readonly defaultRegistry: string) {
+    this.#upstreams = new Map([...upstreams].map(([k, v]) => [normalizeRegistryHost(k), v]));
+  }
+
+  get hasUpstreams(): boolean {
+    return this.#upstreams.size > 0;
+  }
+
+  upstream(host: string): U | undefined {
+    return this.#upstreams.get(normalizeRegistryHost(host));
+  }
+
+  route(target: Target): Route<U> {
+    let registry = this.defaultRegistry;
+    let repository = target.name;
+    if (target.ns !== undefined && target.ns !== '') {
+      registry = normalizeRegistryHost(target.ns);
+    } else {
+      const slash = target.name.indexOf('/');
+      const first = slash > 0 ? target.name.slice(0, slash) : '';
+      if (first && looksLikeHost(first)) {
+        registry = normalizeRegistryHost(first);
+        repository = target.name.slice(slash + 1);
+      }
+    }
+    if (registry === 'docker.io') repository = dockerHubName(repository);
+    const isDefault = registry === normalizeRegistryHost(this.defaultRegistry);
+    const storeName = parseRepositoryName(isDefault ? repository : `${registry}/${repository}`);
+    const upstream = this.#upstreams.get(registry);
+    if (upstream) return { storeName, upstream, upstreamRepository: repository };
+    const refusal = this.hasUpstreams || !isDefault ? `registry ${registry} is not configured as an upstream of this mirror` : undefined;
+    return { storeName, upstreamRepository: repository, refusal };
+  }
+}
+
+/** The error for a miss on a registry that is not configured. */
+export function refusedError(refusal: string): DeniedError {
+  return new DeniedError(`${refusal}; add it under "upstreams:" in mirror.yml to mirror it`);
+}

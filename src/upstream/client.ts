@@ -1,0 +1,364 @@
+/**
+ * The client for one upstream registry: a keep-alive pool, token auth, redirects followed
+ * server-side without Authorization on a cross-origin hop (S3 and CDNs reject a second auth
+ * mechanism), bounded retries with backoff on connection errors, 5xx and 429 (honouring
+ * Retry-After), rate-limit headers read, and a circuit breaker so that a dead upstream fails fast.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, Pool, type Dispatcher } from 'undici';
+import type { Logger } from '../logging/logger.js';
+import {
+  BlobUnknownError,
+  DeniedError,
+  ManifestUnknownError,
+  MirrorError,
+  NameUnknownError,
+  TooManyRequestsError,
+  UpstreamBadResponseError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from '../oci/errors.js';
+import { MANIFEST_MEDIA_TYPES } from '../oci/media-types.js';
+import { Authenticator, TokenError } from './auth.js';
+
+export interface UpstreamClientConfig {
+  /** The registry host clients know it by (docker.io, ghcr.io): the key in mirror.yml. */
+  name: string;
+  url: string;
+  username?: string;
+  password?: string;
+  /** PEM text of extra CAs to trust. */
+  ca?: string;
+  insecure: boolean;
+  concurrency: number;
+  connectTimeout: number;
+  readTimeout: number;
+  retries: number;
+}
+
+export interface RateLimit {
+  limit?: string;
+  remaining?: string;
+  retryAfter?: number;
+  at: number;
+}
+
+export interface UpstreamStats {
+  requests: number;
+  errors: number;
+  bytes: number;
+  tokenRequests: number;
+}
+
+/** What the upstream said about a manifest, without its body. */
+export interface ManifestHead {
+  digest?: string;
+  mediaType?: string;
+  size?: number;
+}
+
+const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
+const MAX_REDIRECTS = 5;
+/** Longest Retry-After we wait inside one client request; beyond it the client gets a 429. */
+const MAX_RETRY_AFTER_MS = 10_000;
+const BREAKER_THRESHOLD = 5;
+const BREAKER_COOLDOWN_MS = 5_000;
+
+export function scopeFor(repository: string): string {
+  return `repository:${repository}:pull`;
+}
+
+function isTimeout(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT';
+}
+
+export class UpstreamClient {
+  readonly name: string;
+  readonly origin: string;
+  readonly #basePath: string;
+  readonly #pool: Pool;
+  /** For redirect targets on other origins (CDNs, object stores). */
+  readonly #agent: Agent;
+  readonly #auth: Authenticator;
+  #consecutiveFailures = 0;
+  #openUntil = 0;
+  rateLimit: RateLimit | undefined;
+  readonly stats: UpstreamStats = { requests: 0, errors: 0, bytes: 0, tokenRequests: 0 };
+
+  constructor(readonly config: UpstreamClientConfig, private readonly log: Logger) {
+    const u = new URL(config.url);
+    this.name = config.name;
+    this.origin = u.origin;
+    this.#basePath = u.pathname.replace(/\/+$/, '');
+    const connect = { timeout: config.connectTimeout, rejectUnauthorized: !config.insecure, ...(config.ca ? { ca: config.ca } : {}) };
+    this.#pool = new Pool(this.origin, { connections: config.concurrency, connect, keepAliveTimeout: 30_000, pipelining: 1 });
+    this.#agent = new Agent({ connections: config.concurrency, connect, keepAliveTimeout: 30_000 });
+    const creds = config.username && config.password ? { username: config.username, password: config.password } : undefined;
+    this.#auth = new Authenticator(this.#agent, creds, config.readTimeout);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.#pool.close(), this.#agent.close()]);
+  }
+
+  /** Whether the breaker currently considers the upstream down. */
+  get available(): boolean {
+    return Date.now() >= this.#openUntil;
+  }
+
+  #failure(): void {
+    this.stats.errors++;
+    if (++this.#consecutiveFailures >= BREAKER_THRESHOLD) {
+      this.#openUntil = Date.now() + BREAKER_COOLDOWN_MS;
+      this.log.warn({ upstream: this.name, cooldownMs: BREAKER_COOLDOWN_MS }, 'upstream unreachable; failing fast for a while');
+    }
+  }
+
+  #success(): void {
+    this.#consecutiveFailures = 0;
+    this.#openUntil = 0;
+  }
+
+  #readRateLimit(headers: Dispatcher.ResponseData['headers']): void {
+    const remaining = headers['ratelimit-remaining'];
+    const limit = headers['ratelimit-limit'];
+    const retryAfter = parseRetryAfter(headers['retry-after']);
+    if (remaining !== undefined || retryAfter !== undefined) {
+      this.rateLimit = { remaining: String(remaining ?? ''), limit: limit === undefined ? undefined : String(limit), retryAfter, at: Date.now() };
+      if (retryAfter !== undefined) this.log.warn({ upstream: this.name, rateLimit: this.rateLimit }, 'upstream rate limit');
+      else this.log.debug({ upstream: this.name, rateLimit: this.rateLimit }, 'upstream rate limit');
+    }
+  }
+
+  /**
+   * One logical request: auth, retries and redirects handled. Resolves with the final response
+   * (any status but the retryable ones); the caller must consume or dump its body.
+   */
+  async request(opts: { method: 'GET' | 'HEAD'; path: string; repository: string; headers?: Record<string, string>; bodyTimeout?: number }): Promise<Dispatcher.ResponseData> {
+    if (!this.available) throw new UpstreamUnavailableError(`upstream ${this.name} is unreachable (failing fast after repeated errors)`);
+    const scope = scopeFor(opts.repository);
+    let attempt = 0;
+    let retriedAuth = false;
+    for (;;) {
+      let authorization: string | undefined;
+      try {
+        authorization = await this.#auth.authorizationFor(scope);
+      } catch (e) {
+        throw this.#tokenFailure(e);
+      }
+      let res: Dispatcher.ResponseData;
+      try {
+        this.stats.requests++;
+        res = await this.#follow(opts.method, `${this.#basePath}${opts.path}`, { ...opts.headers, ...(authorization ? { authorization } : {}) }, opts.bodyTimeout);
+      } catch (e) {
+        this.#failure();
+        if (attempt < this.config.retries) {
+          await sleep(backoff(attempt++));
+          continue;
+        }
+        if (isTimeout(e)) throw new UpstreamTimeoutError(`upstream ${this.name} timed out`, { cause: e });
+        throw new UpstreamUnavailableError(`upstream ${this.name} is unreachable: ${(e as Error).message}`, { cause: e });
+      }
+      this.#readRateLimit(res.headers);
+      if (res.statusCode === 401 && !retriedAuth) {
+        retriedAuth = true;
+        await res.body.dump();
+        let header: string | undefined;
+        try {
+          header = await this.#auth.answerChallenge(res.headers['www-authenticate'], scope);
+        } catch (e) {
+          throw this.#tokenFailure(e);
+        }
+        if (header) continue;
+        throw new DeniedError(`upstream ${this.name} requires authentication for ${opts.repository}`);
+      }
+      if (RETRYABLE_STATUS.has(res.statusCode)) {
+        await res.body.dump();
+        if (res.statusCode !== 429) this.#failure();
+        const retryAfter = parseRetryAfter(res.headers['retry-after']);
+        if (attempt < this.config.retries && (retryAfter === undefined || retryAfter <= MAX_RETRY_AFTER_MS)) {
+          await sleep(retryAfter ?? backoff(attempt));
+          attempt++;
+          continue;
+        }
+        if (res.statusCode === 429) {
+          const err = new TooManyRequestsError(`upstream ${this.name} is rate limiting requests`);
+          if (retryAfter !== undefined) (err as MirrorError & { headers?: Record<string, string> }).headers = { 'retry-after': String(Math.ceil(retryAfter / 1000)) };
+          throw err;
+        }
+        throw new UpstreamUnavailableError(`upstream ${this.name} answered ${res.statusCode}`);
+      }
+      this.#success();
+      if (res.statusCode === 401) this.#auth.invalidate(scope);
+      return res;
+    }
+  }
+
+  #tokenFailure(e: unknown): MirrorError {
+    this.stats.errors++;
+    if (e instanceof MirrorError) return e;
+    const status = e instanceof TokenError ? e.status : undefined;
+    if (status === 401 || status === 403) return new DeniedError(`upstream ${this.name} refused the credentials for a token`, { cause: e });
+    return new UpstreamUnavailableError(`upstream ${this.name} token service failed: ${(e as Error).message}`, { cause: e });
+  }
+
+  async #follow(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, bodyTimeout?: number): Promise<Dispatcher.ResponseData> {
+    let url = new URL(path, this.origin);
+    let hdrs = headers;
+    for (let hop = 0; ; hop++) {
+      const sameOrigin = url.origin === this.origin;
+      const dispatcher: Dispatcher = sameOrigin ? this.#pool : this.#agent;
+      const res = await dispatcher.request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method,
+        headers: hdrs,
+        headersTimeout: this.config.readTimeout,
+        bodyTimeout: bodyTimeout ?? this.config.readTimeout,
+      });
+      const location = res.headers.location;
+      if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && location) {
+        await res.body.dump();
+        if (hop >= MAX_REDIRECTS) throw new UpstreamBadResponseError(`upstream ${this.name} redirected more than ${MAX_REDIRECTS} times`);
+        const next = new URL(Array.isArray(location) ? (location[0] as string) : location, url);
+        if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new UpstreamBadResponseError(`upstream ${this.name} redirected to a non-http URL`);
+        if (next.origin !== this.origin) {
+          // A signed URL carries its own credentials; a second Authorization makes S3 refuse it.
+          const { authorization: _drop, ...rest } = hdrs;
+          hdrs = rest;
+        }
+        url = next;
+        continue;
+      }
+      return res;
+    }
+  }
+
+  // ---- registry operations -------------------------------------------------------------------
+
+  /** GET a manifest: its exact bytes and the upstream's headers; undefined on 404. */
+  async getManifest(repository: string, reference: string, maxBytes: number): Promise<{ bytes: Buffer; mediaType: string; digest?: string } | undefined> {
+    const res = await this.request({ method: 'GET', path: `/v2/${repository}/manifests/${reference}`, repository, headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') } });
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      return undefined;
+    }
+    await this.#expectOk(res, repository);
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of res.body) {
+      n += (c as Buffer).length;
+      if (n > maxBytes) {
+        res.body.destroy();
+        throw new UpstreamBadResponseError(`upstream ${this.name} sent a manifest larger than ${maxBytes} bytes`);
+      }
+      chunks.push(c as Buffer);
+    }
+    this.stats.bytes += n;
+    const ct = String(res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+    const digest = res.headers['docker-content-digest'];
+    return { bytes: Buffer.concat(chunks, n), mediaType: ct, digest: typeof digest === 'string' ? digest : undefined };
+  }
+
+  /** HEAD a manifest: digest and type without a download (Docker Hub does not count HEADs). */
+  async headManifest(repository: string, reference: string): Promise<ManifestHead | undefined> {
+    const res = await this.request({ method: 'HEAD', path: `/v2/${repository}/manifests/${reference}`, repository, headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') } });
+    await res.body.dump();
+    if (res.statusCode === 404) return undefined;
+    await this.#expectOk(res, repository);
+    const digest = res.headers['docker-content-digest'];
+    const len = Number(res.headers['content-length']);
+    return {
+      digest: typeof digest === 'string' ? digest : undefined,
+      mediaType: String(res.headers['content-type'] ?? '').split(';')[0]?.trim(),
+      size: Number.isSafeInteger(len) ? len : undefined,
+    };
+  }
+
+  /** GET a blob, from `offset` on when resuming; the caller streams the body. */
+  async getBlob(repository: string, digest: string, offset = 0): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+    const res = await this.request({ method: 'GET', path: `/v2/${repository}/blobs/${digest}`, repository, headers });
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      throw new BlobUnknownError(undefined, { detail: { digest } });
+    }
+    if (res.statusCode !== 200 && res.statusCode !== 206) {
+      await this.#expectOk(res, repository);
+    }
+    return res;
+  }
+
+  /** HEAD a blob: its size, or undefined when the upstream does not have it. */
+  async headBlob(repository: string, digest: string): Promise<number | undefined> {
+    const res = await this.request({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, repository });
+    await res.body.dump();
+    if (res.statusCode === 404) return undefined;
+    await this.#expectOk(res, repository);
+    const len = Number(res.headers['content-length']);
+    return Number.isSafeInteger(len) && len >= 0 ? len : undefined;
+  }
+
+  /** Every tag of a repository (following the upstream's pagination), or undefined on 404. */
+  async listTags(repository: string, maxPages = 100): Promise<string[] | undefined> {
+    const tags: string[] = [];
+    let path: string | undefined = `/v2/${repository}/tags/list?n=1000`;
+    for (let page = 0; path && page < maxPages; page++) {
+      const res = await this.request({ method: 'GET', path, repository, headers: { accept: 'application/json' } });
+      if (res.statusCode === 404) {
+        await res.body.dump();
+        return page === 0 ? undefined : tags;
+      }
+      await this.#expectOk(res, repository);
+      const text = await res.body.text();
+      let body: { tags?: unknown };
+      try {
+        body = JSON.parse(text) as { tags?: unknown };
+      } catch (e) {
+        throw new UpstreamBadResponseError(`upstream ${this.name} sent invalid JSON for tags/list`, { cause: e });
+      }
+      if (Array.isArray(body.tags)) for (const t of body.tags) if (typeof t === 'string') tags.push(t);
+      path = nextPath(res.headers.link, this.#basePath);
+    }
+    return tags;
+  }
+
+  async #expectOk(res: Dispatcher.ResponseData, repository: string): Promise<void> {
+    if (res.statusCode >= 200 && res.statusCode < 300) return;
+    const text = await res.body.text().catch(() => '');
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      throw new DeniedError(`upstream ${this.name} denied access to ${repository} (it may not exist, or may need credentials)`);
+    }
+    if (res.statusCode === 404) {
+      if (text.includes('NAME_UNKNOWN')) throw new NameUnknownError(`repository ${repository} not found upstream`);
+      throw new ManifestUnknownError(undefined, { detail: { name: repository } });
+    }
+    throw new UpstreamBadResponseError(`upstream ${this.name} answered ${res.statusCode}`);
+  }
+}
+
+function backoff(attempt: number): number {
+  return Math.min(200 * 2 ** attempt, 3_000) * (0.5 + Math.random() / 2);
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date. */
+export function parseRetryAfter(v: string | string[] | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const s = Array.isArray(v) ? v[0] : v;
+  if (s === undefined) return undefined;
+  if (/^\d+$/.test(s.trim())) return Number(s.trim()) * 1000;
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - Date.now());
+}
+
+/** The next page's path from an upstream's Link header, only on the upstream itself. */
+function nextPath(link: string | string[] | undefined, basePath: string): string | undefined {
+  const s = Array.isArray(link) ? link[0] : link;
+  const m = s ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(s) : null;
+  if (!m) return undefined;
+  const u = new URL(m[1] as string, 'http://upstream.invalid');
+  if (u.origin !== 'http://upstream.invalid') return undefined;
+  const p = `${u.pathname}${u.search}`;
+  return basePath && p.startsWith(basePath) ? p.slice(basePath.length) : p;
+}

@@ -1,0 +1,108 @@
+/**
+ * Starts CNCF Distribution (Debian's docker-registry) on 127.0.0.1: a plain registry on a
+ * filesystem root, optionally with token auth (see token-server.ts) or in proxy mode.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { request } from 'undici';
+import { freePort } from './ports.js';
+
+export const DISTRIBUTION_BIN = process.env.AIRLOCK_DISTRIBUTION_BIN ?? '/usr/bin/docker-registry';
+
+export interface DistributionOptions {
+  root: string;
+  port?: number;
+  auth?: { realm: string; service: string; issuer: string; rootCertBundle: string };
+  proxy?: { remoteUrl: string; username?: string; password?: string };
+  deleteEnabled?: boolean;
+  /** Catalog page limit (Distribution's catalog.maxentries). */
+  catalogMaxEntries?: number;
+}
+
+export interface Distribution {
+  url: string;
+  host: string;
+  port: number;
+  root: string;
+  pid: number | undefined;
+  stop(): Promise<void>;
+  logs(): string;
+}
+
+export async function startDistribution(opts: DistributionOptions): Promise<Distribution> {
+  const port = opts.port ?? (await freePort());
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-dist-cfg-'));
+  const lines = [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${opts.root}`,
+    '  cache:',
+    '    blobdescriptor: inmemory',
+    '  delete:',
+    `    enabled: ${opts.deleteEnabled ? 'true' : 'false'}`,
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    '  secret: airlock-test-secret',
+    'catalog:',
+    `  maxentries: ${opts.catalogMaxEntries ?? 1000}`,
+  ];
+  if (opts.auth) {
+    lines.push('auth:', '  token:', `    realm: ${opts.auth.realm}`, `    service: ${opts.auth.service}`, `    issuer: ${opts.auth.issuer}`, `    rootcertbundle: ${opts.auth.rootCertBundle}`);
+  }
+  if (opts.proxy) {
+    lines.push('proxy:', `  remoteurl: ${opts.proxy.remoteUrl}`);
+    if (opts.proxy.username) lines.push(`  username: ${opts.proxy.username}`, `  password: ${opts.proxy.password ?? ''}`);
+  }
+  const cfg = path.join(dir, 'config.yml');
+  await writeFile(cfg, `${lines.join('\n')}\n`);
+  const child = spawn(DISTRIBUTION_BIN, ['serve', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const keep = (b: Buffer) => {
+    log = (log + b.toString()).slice(-64 * 1024);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const until = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${log}`);
+    try {
+      const r = await request(`${url}/v2/`);
+      await r.body.dump();
+      if (r.statusCode === 200 || r.statusCode === 401) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > until) {
+      child.kill('SIGKILL');
+      throw new Error(`docker-registry did not start: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    host: `127.0.0.1:${port}`,
+    port,
+    root: opts.root,
+    pid: child.pid,
+    logs: () => log,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
