@@ -181,7 +181,7 @@ class FillFollower extends Readable {
   #reader: StagedReader | undefined;
   #final: Readable | undefined;
   #opened = false;
-  #waiting = false;
+  #pumping = false;
 
   constructor(private readonly fill: BlobFill, private readonly store: RegistryStore, start: number, private readonly end?: number) {
     super({ highWaterMark: READ_CHUNK });
@@ -193,14 +193,26 @@ class FillFollower extends Readable {
       this.#final.resume();
       return;
     }
-    void this.#pump().catch((e: unknown) => this.destroy(e as Error));
+    // One pump at a time: push() may ask for more while a read is still in flight.
+    if (this.#pumping) return;
+    this.#pumping = true;
+    this.#pump().then(
+      () => {
+        this.#pumping = false;
+      },
+      (e: unknown) => {
+        this.#pumping = false;
+        this.destroy(e as Error);
+      },
+    );
   }
 
+  /** Reads until the consumer is full, the fill must be waited for, or the end. */
   async #pump(): Promise<void> {
-    if (this.#waiting) return;
     const f = this.fill;
     const last = () => (this.end ?? (f.size === undefined ? Infinity : f.size - 1));
     for (;;) {
+      if (this.destroyed) return;
       if (f.state === 'failed') {
         this.destroy(f.error ?? new Error('fill failed'));
         return;
@@ -210,30 +222,29 @@ class FillFollower extends Readable {
         return;
       }
       const limit = Math.min(f.readable, last() + 1);
-      if (this.#pos < limit) {
-        if (!this.#opened) {
-          this.#opened = true;
-          this.#reader = await f.openStagedReader();
-        }
-        if (!this.#reader) {
-          // The staged object is gone: committed (read the final blob) or failed.
-          if (f.state !== 'done') {
-            await new Promise<void>((r) => f.once('progress', r));
-            this.#opened = false;
-            continue;
-          }
-          return this.#pipeFinal();
-        }
-        const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit - this.#pos));
-        const n = await this.#reader.read(buf, this.#pos);
-        if (n === 0) throw new Error('staged blob shorter than announced');
-        this.#pos += n;
-        if (!this.push(n === buf.length ? buf : buf.subarray(0, n))) return;
+      if (this.#pos >= limit) {
+        await new Promise<void>((r) => f.once('progress', r));
         continue;
       }
-      this.#waiting = true;
-      await new Promise<void>((r) => f.once('progress', r));
-      this.#waiting = false;
+      if (!this.#opened) {
+        this.#opened = true;
+        this.#reader = await f.openStagedReader();
+      }
+      if (!this.#reader) {
+        // The staged object is gone: committed (read the final blob) or failed.
+        if (f.state !== 'done') {
+          await new Promise<void>((r) => f.once('progress', r));
+          this.#opened = false;
+          continue;
+        }
+        await this.#pipeFinal();
+        return;
+      }
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit - this.#pos));
+      const n = await this.#reader.read(buf, this.#pos);
+      if (n === 0) throw new Error('staged blob shorter than announced');
+      this.#pos += n;
+      if (!this.push(n === buf.length ? buf : buf.subarray(0, n))) return;
     }
   }
 

@@ -71,7 +71,8 @@ class FileStagedWrite implements StagedWrite {
       await this.#writeAll(chunk);
       return;
     }
-    this.#pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    // A copy: the caller may reuse its buffer once write() resolves.
+    this.#pending.push(Buffer.from(chunk));
     this.#pendingBytes += chunk.byteLength;
     if (this.#pendingBytes >= WRITE_BUFFER) await this.#flush();
   }
