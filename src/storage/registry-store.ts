@@ -43,6 +43,12 @@ const LINK_MAX = 256;
  */
 export class RegistryStore {
   readonly #manifests: LRUCache<string, StoredManifest>;
+  /**
+   * Link reads and positive existence checks, kept for a second: a tag GET then costs no
+   * syscall, yet a change made by another process (registry:2 on the same directory) is seen
+   * within that second. Our own writes update it at once.
+   */
+  readonly #links = new LRUCache<string, Digest | true>({ max: 100_000, ttl: 1000, ttlAutopurge: false });
 
   constructor(readonly driver: StorageDriver, private readonly opts: RegistryStoreOptions) {
     this.#manifests = new LRUCache<string, StoredManifest>({
@@ -54,11 +60,32 @@ export class RegistryStore {
   // ---- reads -------------------------------------------------------------------------------
 
   async readLink(path: string): Promise<Digest | undefined> {
+    const hit = this.#links.get(path);
+    if (hit instanceof Digest) return hit;
     const buf = await this.driver.readFile(path, LINK_MAX);
     if (!buf) return undefined;
     const d = Digest.tryParse(buf.toString('utf8').trim());
     if (!d) throw new CorruptStoreError(`link ${path} does not hold a digest`);
+    this.#links.set(path, d);
     return d;
+  }
+
+  /** Whether a file exists, remembering a yes for a second (links are only ever removed by gc/delete). */
+  async #exists(path: string): Promise<boolean> {
+    if (this.#links.has(path)) return true;
+    const ok = (await this.driver.stat(path)) !== undefined;
+    if (ok) this.#links.set(path, true);
+    return ok;
+  }
+
+  async #writeLink(path: string, d: Digest): Promise<void> {
+    await this.driver.writeFile(path, p.linkContent(d));
+    this.#links.set(path, d);
+  }
+
+  /** Forgets cached links under a path (after a delete). */
+  forgetLinks(prefix: string): void {
+    for (const k of this.#links.keys()) if (k.startsWith(prefix)) this.#links.delete(k);
   }
 
   async statBlob(d: Digest): Promise<BlobInfo | undefined> {
@@ -71,8 +98,8 @@ export class RegistryStore {
    * revision (so a manifest can also be fetched through the blobs endpoint).
    */
   async isBlobLinked(repo: string, d: Digest): Promise<boolean> {
-    if (await this.driver.stat(p.layerLinkPath(repo, d))) return true;
-    return (await this.driver.stat(p.revisionLinkPath(repo, d))) !== undefined;
+    if (await this.#exists(p.layerLinkPath(repo, d))) return true;
+    return this.#exists(p.revisionLinkPath(repo, d));
   }
 
   openBlob(d: Digest, range?: { start: number; end: number }): Promise<Readable | undefined> {
@@ -84,7 +111,7 @@ export class RegistryStore {
   }
 
   async hasRevision(repo: string, d: Digest): Promise<boolean> {
-    return (await this.driver.stat(p.revisionLinkPath(repo, d))) !== undefined;
+    return this.#exists(p.revisionLinkPath(repo, d));
   }
 
   /** The manifest named by tag or digest in `repo`, or undefined. */
@@ -171,7 +198,7 @@ export class RegistryStore {
 
   async linkBlob(repo: string, d: Digest): Promise<void> {
     const path = p.layerLinkPath(repo, d);
-    if (!(await this.driver.stat(path))) await this.driver.writeFile(path, p.linkContent(d));
+    if (!(await this.#exists(path))) await this.#writeLink(path, d);
   }
 
   /** Stores a manifest's exact bytes, links its revision and, when given, points a tag at it. */
@@ -179,7 +206,7 @@ export class RegistryStore {
     const mediaType = parseManifest(bytes).mediaType;
     const d = await this.putBlob(bytes, algorithm);
     const rev = p.revisionLinkPath(repo, d);
-    if (!(await this.driver.stat(rev))) await this.driver.writeFile(rev, p.linkContent(d));
+    if (!(await this.#exists(rev))) await this.#writeLink(rev, d);
     if (tag !== undefined) await this.tagManifest(repo, tag, d);
     const m = { digest: d, bytes, mediaType };
     this.#manifests.set(d.toString(), m);
@@ -189,8 +216,8 @@ export class RegistryStore {
   /** Points `tag` at a manifest revision: index entry first, then current (as Distribution). */
   async tagManifest(repo: string, tag: string, d: Digest): Promise<void> {
     const idx = p.tagIndexLinkPath(repo, tag, d);
-    if (!(await this.driver.stat(idx))) await this.driver.writeFile(idx, p.linkContent(d));
+    if (!(await this.#exists(idx))) await this.#writeLink(idx, d);
     const current = await this.resolveTag(repo, tag).catch(() => undefined);
-    if (!current?.equals(d)) await this.driver.writeFile(p.tagCurrentLinkPath(repo, tag), p.linkContent(d));
+    if (!current?.equals(d)) await this.#writeLink(p.tagCurrentLinkPath(repo, tag), d);
   }
 }
