@@ -1,43 +1,51 @@
 /**
  * `npm run bench`: airlock and CNCF Distribution side by side, in one run, on 127.0.0.1 only.
- * Reports min/median/max of ≥3 repetitions and the ratio airlock ÷ Distribution of the medians.
- * It asserts nothing: numbers go to bench/results/latest.{json,md} and the terminal.
  *
- *   npm run bench              full run
- *   npm run bench -- --quick   small sizes, short loads (a quick look, and the smoke test)
+ * Everything runs against the same upstream: Distribution with token auth behind a byte-counting
+ * proxy (test/helpers/upstream.ts). The peer is Distribution in proxy mode (`proxy: remoteurl`)
+ * for the pull-through cases, and Distribution serving the same directory for the plain-registry
+ * cases. Each case runs ≥3 times (cold stores for cold cases), alternating who goes first, and
+ * reports min/median/max and airlock ÷ Distribution of the medians. It asserts nothing.
+ *
+ *   npm run bench              full run (≈10–15 min on 2 cores)
+ *   npm run bench -- --quick   small sizes and short loads (≈2 min)
+ *   npm run bench -- --smoke   tiny sizes, one repetition: only checks that the script runs (tests)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
-import { request } from 'undici';
-import { DigestingStream } from '../src/oci/digest.js';
-import { FilesystemDriver } from '../src/storage/filesystem-driver.js';
-import { RegistryStore } from '../src/storage/registry-store.js';
+import { Pool, request } from 'undici';
 import { startDistribution } from '../test/helpers/distribution.js';
+import { generateImage, generateIndex, type GeneratedImage } from '../test/helpers/images.js';
 import { freePort } from '../test/helpers/ports.js';
+import { skopeoCopy } from '../test/helpers/skopeo.js';
+import { READER, startTestUpstream, type TestUpstream } from '../test/helpers/upstream.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
-const quick = process.argv.includes('--quick');
+const smoke = process.argv.includes('--smoke');
+const quick = smoke || process.argv.includes('--quick');
 const resultsDir = process.env.BENCH_RESULTS_DIR ?? path.join(here, 'results');
+const MiB = 2 ** 20;
 
-const SIZES = quick
-  ? { bigBlob: 32 * 2 ** 20, reps: 3, loadSeconds: 2, connections: 32 }
-  : { bigBlob: 512 * 2 ** 20, reps: 5, loadSeconds: 8, connections: 32 };
+const S = smoke
+  ? { big: 2 * MiB, concurrentImage: 1 * MiB, small: 5, smallSize: 1024, reps: 1, loadSeconds: 0.3, connections: 4, concurrency: 3 }
+  : quick
+  ? { big: 24 * MiB, concurrentImage: 4 * MiB, small: 50, smallSize: 8 * 1024, reps: 3, loadSeconds: 2, connections: 32, concurrency: 16 }
+  : { big: 512 * MiB, concurrentImage: 64 * MiB, small: 50, smallSize: 32 * 1024, reps: 3, loadSeconds: 5, connections: 32, concurrency: 16 };
 
 interface Stats { min: number; median: number; max: number; runs: number[] }
-interface CaseResult { case: string; unit: string; better: 'higher' | 'lower'; airlock: Stats; distribution: Stats; ratio: number; target?: string }
+interface CaseResult { case: string; unit: string; better: 'higher' | 'lower'; airlock: Stats; distribution: Stats; ratio: number; target?: string; note?: string }
+interface Extra { case: string; value: string; target?: string }
 
 function stats(runs: number[]): Stats {
   const s = [...runs].sort((a, b) => a - b);
   return { min: s[0]!, median: s[Math.floor(s.length / 2)]!, max: s[s.length - 1]!, runs };
 }
 
-interface Mirror { name: 'airlock' | 'distribution'; url: string; pid: () => number | undefined; stop(): Promise<void> }
+interface Mirror { name: 'airlock' | 'distribution'; url: string; host: string; pid?: number; stop(): Promise<void> }
 
 async function waitReady(url: string, ms: number): Promise<void> {
   const until = Date.now() + ms;
@@ -52,15 +60,21 @@ async function waitReady(url: string, ms: number): Promise<void> {
   }
 }
 
-async function startAirlock(root: string, work: string): Promise<Mirror> {
+let work = '';
+
+async function startAirlockProcess(root: string, upstream?: TestUpstream): Promise<Mirror> {
   const port = await freePort();
-  const cfg = path.join(work, 'airlock.yml');
-  await writeFile(cfg, `listen: "127.0.0.1:${port}"\nstorage:\n  root: ${root}\nlog:\n  level: warn\n`);
-  const child: ChildProcess = spawn(process.execPath, [path.join(repoRoot, 'dist/cli/main.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const cfg = path.join(work, `airlock-${port}.yml`);
+  const lines = [`listen: "127.0.0.1:${port}"`, `storage:\n  root: ${root}`, 'log:\n  level: warn'];
+  if (upstream) {
+    lines.push('upstreams:', '  docker.io:', `    url: ${upstream.proxy.url}`, `    username: ${READER.user}`, `    password: ${READER.password}`);
+  }
+  await writeFile(cfg, `${lines.join('\n')}\n`);
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/cli/main.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   await waitReady(url, 15_000);
   return {
-    name: 'airlock', url, pid: () => child.pid,
+    name: 'airlock', url, host: `127.0.0.1:${port}`, pid: child.pid,
     stop: async () => {
       if (child.exitCode !== null) return;
       const done = new Promise((r) => child.once('exit', r));
@@ -70,35 +84,34 @@ async function startAirlock(root: string, work: string): Promise<Mirror> {
   };
 }
 
-/** A store with one big random blob and one manifest naming it, written as airlock writes. */
-async function makeStore(root: string): Promise<{ repo: string; tag: string; blob: string; manifest: string; size: number }> {
-  const store = new RegistryStore(new FilesystemDriver(root), { maxManifestSize: 4 << 20, manifestCacheBytes: 1 << 20 });
-  const repo = 'bench/big';
-  const staged = await store.stage();
-  const hasher = new DigestingStream();
-  const chunk = 4 << 20;
-  for (let done = 0; done < SIZES.bigBlob; done += chunk) {
-    const b = randomBytes(Math.min(chunk, SIZES.bigBlob - done));
-    hasher.write(b);
-    await staged.write(b);
+async function startDistributionMirror(root: string, upstream?: TestUpstream): Promise<Mirror> {
+  const d = await startDistribution({ root, ...(upstream ? { proxy: { remoteUrl: upstream.proxy.url, username: READER.user, password: READER.password } } : {}) });
+  return { name: 'distribution', url: d.url, host: d.host, pid: d.pid, stop: () => d.stop() };
+}
+
+const starters = { airlock: startAirlockProcess, distribution: startDistributionMirror };
+
+async function peakRssMiB(pid: number | undefined): Promise<number> {
+  if (!pid) return NaN;
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]) / 1024;
+  } catch {
+    return NaN;
   }
-  hasher.end();
-  hasher.resume();
-  await new Promise((r) => hasher.once('end', r));
-  const blob = hasher.digest();
-  await store.commitBlob(staged, blob);
-  await store.linkBlob(repo, blob);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  const cd = await store.putBlob(config);
-  await store.linkBlob(repo, cd);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cd.toString(), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: blob.toString(), size: SIZES.bigBlob }],
-  }));
-  const m = await store.putManifest(repo, manifest, 'latest');
-  return { repo, tag: 'latest', blob: blob.toString(), manifest: m.digest.toString(), size: SIZES.bigBlob };
+}
+
+let pullN = 0;
+/** skopeo pull into tmpfs (so the client's disk is not what we measure); seconds. */
+async function timedPull(host: string, ref: string, creds?: string): Promise<number> {
+  const dest = path.join('/dev/shm', `airlock-bench-${process.pid}-${pullN++}`);
+  const t0 = process.hrtime.bigint();
+  try {
+    await skopeoCopy(`docker://${host}/${ref}`, `dir:${dest}`, { all: true, timeoutMs: 600_000, ...(creds ? { srcCreds: creds } : {}) });
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  } finally {
+    await rm(dest, { recursive: true, force: true });
+  }
 }
 
 async function blobThroughput(m: Mirror, repo: string, digest: string, size: number): Promise<number> {
@@ -111,91 +124,180 @@ async function blobThroughput(m: Mirror, repo: string, digest: string, size: num
   return size / secs / 1e6;
 }
 
-async function load(m: Mirror, url: string, method: 'GET' | 'HEAD'): Promise<number> {
-  const res = await autocannon({
-    url: `${m.url}${url}`,
-    method,
-    connections: SIZES.connections,
-    duration: SIZES.loadSeconds,
-    headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' },
-  });
-  if (res.non2xx > 0 || res.errors > 0) throw new Error(`${m.name}: ${res.non2xx} non-2xx and ${res.errors} errors on ${method} ${url}`);
-  return res.requests.average;
+const ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json';
+
+/** Closed-loop load: `connections` workers, each one request at a time, for a bounded time. */
+async function load(m: Mirror, urlPath: string, method: 'GET' | 'HEAD'): Promise<number> {
+  const pool = new Pool(m.url, { connections: S.connections, pipelining: 1 });
+  let ok = 0;
+  let bad = 0;
+  const end = Date.now() + S.loadSeconds * 1000;
+  const worker = async () => {
+    while (Date.now() < end) {
+      const r = await pool.request({ path: urlPath, method, headers: { accept: ACCEPT } });
+      await r.body.dump();
+      if (r.statusCode === 200) ok++;
+      else bad++;
+    }
+  };
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: S.connections }, worker));
+  const secs = (Date.now() - t0) / 1000;
+  await pool.close();
+  if (bad > 0) throw new Error(`${m.name}: ${bad} non-200 answers on ${method} ${urlPath}`);
+  return ok / secs;
 }
 
-async function rssPeakKiB(pid: number | undefined): Promise<number | undefined> {
-  if (!pid) return undefined;
+const results: CaseResult[] = [];
+const extras: Extra[] = [];
+
+async function both(name: string, unit: string, better: 'higher' | 'lower', target: string, fn: (who: 'airlock' | 'distribution', rep: number) => Promise<number>): Promise<void> {
+  const runs: Record<'airlock' | 'distribution', number[]> = { airlock: [], distribution: [] };
+  for (let i = 0; i < S.reps; i++) {
+    for (const who of i % 2 ? (['airlock', 'distribution'] as const) : (['distribution', 'airlock'] as const)) runs[who].push(await fn(who, i));
+  }
+  const a = stats(runs.airlock);
+  const d = stats(runs.distribution);
+  results.push({ case: name, unit, better, airlock: a, distribution: d, ratio: a.median / d.median, target });
+  console.error(`bench: ${name}: airlock ${a.median.toFixed(3)} ${unit}, distribution ${d.median.toFixed(3)} ${unit}, ratio ${(a.median / d.median).toFixed(2)}`);
+}
+
+async function coldMirror<T>(who: 'airlock' | 'distribution', up: TestUpstream, fn: (m: Mirror) => Promise<T>): Promise<T> {
+  const root = await mkdtemp(path.join(work, `${who}-`));
+  const m = await starters[who](root, up);
   try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
-  } catch {
-    return undefined;
+    return await fn(m);
+  } finally {
+    await m.stop();
+    await rm(root, { recursive: true, force: true });
   }
 }
 
 async function main(): Promise<void> {
-  const work = await mkdtemp(path.join(os.tmpdir(), 'airlock-bench-'));
-  const root = path.join(work, 'store');
-  await mkdir(root, { recursive: true });
-  const results: CaseResult[] = [];
-  const mirrors: Mirror[] = [];
+  work = await mkdtemp(path.join(os.tmpdir(), 'airlock-bench-'));
+  let up: TestUpstream | undefined;
   try {
-    console.error(`bench: generating a ${SIZES.bigBlob / 2 ** 20} MiB blob…`);
-    const img = await makeStore(root);
-    const dist = await startDistribution({ root });
-    mirrors.push({ name: 'distribution', url: dist.url, pid: () => dist.pid, stop: () => dist.stop() });
-    mirrors.push(await startAirlock(root, work));
-    const [dm, am] = [mirrors[0]!, mirrors[1]!];
+    console.error(`bench: ${quick ? 'quick' : 'full'} run; generating images…`);
+    up = await startTestUpstream();
+    const big = await generateImage(path.join(work, 'g-big'), { layers: 1, layerSize: S.big, format: 'oci' });
+    const conc = await generateImage(path.join(work, 'g-conc'), { layers: 4, layerSize: S.concurrentImage / 4, format: 'oci' });
+    const small = await generateImage(path.join(work, 'g-small'), { layers: S.small, layerSize: S.smallSize, format: 'docker' });
+    const multi = await generateIndex(path.join(work, 'g-multi'), { platforms: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }], layers: 2, layerSize: 256 * 1024, format: 'oci' });
+    await up.push(big, 'bench/big', 'v1');
+    await up.push(conc, 'bench/conc', 'v1');
+    await up.push(small, 'bench/small', 'v1');
+    await up.push(multi, 'bench/multi', 'v1');
+    await rm(path.join(work, 'g-big'), { recursive: true, force: true });
+    const layerBytes = (img: GeneratedImage) => img.blobs.reduce((s, b) => s + b.size, 0);
+    const creds = `${READER.user}:${READER.password}`;
 
-    const both = async (name: string, unit: string, better: 'higher' | 'lower', target: string, fn: (m: Mirror) => Promise<number>) => {
-      const runs: Record<string, number[]> = { airlock: [], distribution: [] };
-      for (let i = 0; i < SIZES.reps; i++) {
-        // Alternate who goes first so warm-up and page cache favour neither.
-        for (const m of i % 2 ? [am, dm] : [dm, am]) runs[m.name]!.push(await fn(m));
-      }
-      const a = stats(runs.airlock!);
-      const d = stats(runs.distribution!);
-      results.push({ case: name, unit, better, airlock: a, distribution: d, ratio: a.median / d.median, target });
-      console.error(`bench: ${name}: airlock ${a.median.toFixed(1)} ${unit}, distribution ${d.median.toFixed(1)} ${unit}`);
-    };
+    // ---- pull-through: airlock vs Distribution's proxy mode, same upstream ------------------
+    const direct: number[] = [];
+    for (let i = 0; i < S.reps; i++) direct.push(await timedPull(up.proxy.host, 'bench/big:v1', creds));
+    const directMedian = stats(direct).median;
+    extras.push({ case: `direct pull from the upstream (${S.big / MiB} MiB, through the same proxy hop)`, value: `${directMedian.toFixed(2)} s median` });
 
-    // Warm the page cache once, so both read the blob from memory.
-    await blobThroughput(am, img.repo, img.blob, img.size);
-    await both(`warm blob GET (${img.size / 2 ** 20} MiB)`, 'MB/s', 'higher', '≥ 1.0', (m) => blobThroughput(m, img.repo, img.blob, img.size));
-    await both('warm manifest GET by tag, 32 conns', 'req/s', 'higher', '≥ 1.0', (m) => load(m, `/v2/${img.repo}/manifests/${img.tag}`, 'GET'));
-    await both('warm manifest GET by digest, 32 conns', 'req/s', 'higher', '≥ 1.0', (m) => load(m, `/v2/${img.repo}/manifests/${img.manifest}`, 'GET'));
-    await both('warm manifest HEAD by tag, 32 conns', 'req/s', 'higher', '≥ 1.0', (m) => load(m, `/v2/${img.repo}/manifests/${img.tag}`, 'HEAD'));
-    const rss = { airlock: await rssPeakKiB(am.pid()), distribution: await rssPeakKiB(dm.pid()) };
+    const coldBytes: Record<string, number[]> = { airlock: [], distribution: [] };
+    await both(`cold pull, ${S.big / MiB} MiB image (skopeo)`, 's', 'lower', '≤ 0.75; ≤ 1.1× direct', (who) =>
+      coldMirror(who, up!, async (m) => {
+        up!.proxy.reset();
+        const t = await timedPull(m.host, 'bench/big:v1');
+        coldBytes[who]!.push(up!.proxy.blobBytes() / layerBytes(big));
+        return t;
+      }),
+    );
+    const coldA = results[results.length - 1]!;
+    extras.push({ case: 'cold pull: airlock ÷ direct pull', value: (coldA.airlock.median / directMedian).toFixed(2), target: '≤ 1.1' });
+    extras.push({ case: 'cold pull: Distribution proxy ÷ direct pull', value: (coldA.distribution.median / directMedian).toFixed(2) });
+    extras.push({ case: 'cold pull: upstream blob bytes ÷ image size', value: `airlock ${stats(coldBytes.airlock!).median.toFixed(2)}, Distribution ${stats(coldBytes.distribution!).median.toFixed(2)}`, target: '≤ 1.02' });
+
+    // Warm: one mirror each, warmed once, then pulled S.reps times.
+    const warm: Record<string, Mirror> = {};
+    const warmRoots: string[] = [];
+    for (const who of ['airlock', 'distribution'] as const) {
+      const root = await mkdtemp(path.join(work, `warm-${who}-`));
+      warmRoots.push(root);
+      warm[who] = await starters[who](root, up);
+      await timedPull(warm[who]!.host, 'bench/big:v1');
+      await timedPull(warm[who]!.host, 'bench/small:v1');
+      await timedPull(warm[who]!.host, 'bench/multi:v1');
+    }
+    await both(`warm pull, ${S.big / MiB} MiB image (skopeo)`, 's', 'lower', '≤ 1.0', (who) => timedPull(warm[who]!.host, 'bench/big:v1'));
+    await both(`warm pull, ${S.small} small layers (skopeo)`, 's', 'lower', '≤ 1.0', (who) => timedPull(warm[who]!.host, 'bench/small:v1'));
+    await both(`cold pull, ${S.small} small layers (skopeo)`, 's', 'lower', '≤ 1.0', (who) => coldMirror(who, up!, (m) => timedPull(m.host, 'bench/small:v1')));
+    const bigLayer = big.blobs[1]!;
+    await both(`warm blob GET, ${S.big / MiB} MiB`, 'MB/s', 'higher', '≥ 1.0', (who) => blobThroughput(warm[who]!, 'bench/big', bigLayer.digest, bigLayer.size));
+    await both('warm manifest GET by tag, 32 connections', 'req/s', 'higher', '≥ 10', (who) => load(warm[who]!, '/v2/bench/multi/manifests/v1', 'GET'));
+    await both('warm manifest GET by digest, 32 connections', 'req/s', 'higher', '≥ 1.5', (who) => load(warm[who]!, `/v2/bench/multi/manifests/${multi.manifestDigest}`, 'GET'));
+    await both('warm manifest HEAD by tag, 32 connections', 'req/s', 'higher', '≥ 10', (who) => load(warm[who]!, '/v2/bench/multi/manifests/v1', 'HEAD'));
+    for (const m of Object.values(warm)) await m.stop();
+
+    // 16 concurrent cold pulls of one image: wall time, upstream bytes, peak RSS.
+    const concBytes: Record<string, number[]> = { airlock: [], distribution: [] };
+    const rss: Record<string, number[]> = { airlock: [], distribution: [] };
+    await both(`${S.concurrency} concurrent cold pulls, ${S.concurrentImage / MiB} MiB image`, 's', 'lower', '≤ 0.8', (who) =>
+      coldMirror(who, up!, async (m) => {
+        up!.proxy.reset();
+        const t0 = process.hrtime.bigint();
+        await Promise.all(Array.from({ length: S.concurrency }, () => timedPull(m.host, 'bench/conc:v1')));
+        const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+        concBytes[who]!.push(up!.proxy.blobBytes() / layerBytes(conc));
+        rss[who]!.push(await peakRssMiB(m.pid));
+        return secs;
+      }),
+    );
+    extras.push({ case: `${S.concurrency} concurrent cold pulls: upstream blob bytes ÷ image size`, value: `airlock ${stats(concBytes.airlock!).median.toFixed(2)}, Distribution ${stats(concBytes.distribution!).median.toFixed(2)}`, target: '≤ 1.05' });
+    extras.push({ case: `peak RSS during the concurrent case (MiB)`, value: `airlock ${stats(rss.airlock!).max.toFixed(0)}, Distribution ${stats(rss.distribution!).max.toFixed(0)}`, target: 'airlock ≤ 100' });
+
+    // ---- plain registry: both serve the same directory (the store airlock wrote) ----------
+    const plainRoot = await mkdtemp(path.join(work, 'plain-'));
+    await coldMirror('airlock', up, async () => undefined);
+    {
+      const filler = await startAirlockProcess(plainRoot, up);
+      await timedPull(filler.host, 'bench/multi:v1');
+      await timedPull(filler.host, 'bench/big:v1');
+      await filler.stop();
+    }
+    const plain = { airlock: await startAirlockProcess(plainRoot), distribution: await startDistributionMirror(plainRoot) };
+    try {
+      await both(`plain registry: blob GET, ${S.big / MiB} MiB`, 'MB/s', 'higher', '≥ 1.0', (who) => blobThroughput(plain[who], 'bench/big', bigLayer.digest, bigLayer.size));
+      await both('plain registry: manifest GET by tag, 32 connections', 'req/s', 'higher', '≥ 1.0', (who) => load(plain[who], '/v2/bench/multi/manifests/v1', 'GET'));
+      await both('plain registry: manifest GET by digest, 32 connections', 'req/s', 'higher', '≥ 1.0', (who) => load(plain[who], `/v2/bench/multi/manifests/${multi.manifestDigest}`, 'GET'));
+    } finally {
+      await plain.airlock.stop();
+      await plain.distribution.stop();
+    }
 
     const machine = { nproc: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, cpu: os.cpus()[0]?.model, quick };
-    const report = { createdAt: new Date().toISOString(), machine, results, peakRssKiB: rss };
+    const report = { createdAt: new Date().toISOString(), machine, sizes: S, results, extras };
     await mkdir(resultsDir, { recursive: true });
     await writeFile(path.join(resultsDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
     const md = renderMarkdown(report);
     await writeFile(path.join(resultsDir, 'latest.md'), md);
     console.log(md);
   } finally {
-    for (const m of mirrors) await m.stop().catch(() => undefined);
+    await up?.stop();
     await rm(work, { recursive: true, force: true });
   }
 }
 
-function renderMarkdown(r: { createdAt: string; machine: Record<string, unknown>; results: CaseResult[]; peakRssKiB: Record<string, number | undefined> }): string {
-  const f = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
+function renderMarkdown(r: { createdAt: string; machine: Record<string, unknown>; results: CaseResult[]; extras: Extra[] }): string {
+  const f = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
   const s = (x: Stats) => `${f(x.min)} / **${f(x.median)}** / ${f(x.max)}`;
-  const lines = [
+  return [
     `# airlock bench (${r.machine.quick ? 'quick' : 'full'}), ${r.createdAt}`,
     '',
-    `Machine: ${r.machine.nproc} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.machine.cpu ?? ''}`,
+    `Machine: ${r.machine.nproc} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.machine.cpu ?? ''}. Peer: Distribution (docker-registry 2.8) in proxy mode for pull-through cases, plain for the plain-registry cases; same upstream (Distribution with token auth behind a byte-counting proxy), same run.`,
     '',
     '| case | unit | airlock min / median / max | Distribution min / median / max | airlock ÷ Distribution | target |',
     '| --- | --- | --- | --- | --- | --- |',
     ...r.results.map((c) => `| ${c.case} | ${c.unit} (${c.better} is better) | ${s(c.airlock)} | ${s(c.distribution)} | **${c.ratio.toFixed(2)}** | ${c.target ?? ''} |`),
     '',
-    `Peak RSS after the run: airlock ${r.peakRssKiB.airlock ? Math.round(r.peakRssKiB.airlock / 1024) : '?'} MiB, Distribution ${r.peakRssKiB.distribution ? Math.round(r.peakRssKiB.distribution / 1024) : '?'} MiB.`,
+    '| measure | value | target |',
+    '| --- | --- | --- |',
+    ...r.extras.map((e) => `| ${e.case} | ${e.value} | ${e.target ?? ''} |`),
     '',
-  ];
-  return lines.join('\n');
+  ].join('\n');
 }
 
 main().catch((e: unknown) => {

@@ -16,19 +16,6 @@ function isNotFound(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-/** Makes a rename durable: the directory entry itself must reach the disk. */
-async function fsyncDir(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic.
-  } finally {
-    await fh?.close();
-  }
-}
-
 class FileStagedWrite implements StagedWrite {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
@@ -71,18 +58,38 @@ class FileStagedWrite implements StagedWrite {
       await this.#writeAll(chunk);
       return;
     }
-    // A copy: the caller may reuse its buffer once write() resolves.
-    this.#pending.push(Buffer.from(chunk));
+    // Kept by reference and written with writev: no copy, no concatenation. Callers hand over
+    // chunks they do not reuse (a network read's buffer, a fresh allocation).
+    this.#pending.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.#pendingBytes += chunk.byteLength;
     if (this.#pendingBytes >= WRITE_BUFFER) await this.#flush();
   }
 
   async #flush(): Promise<void> {
     if (this.#pendingBytes === 0) return;
-    const buf = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
+    let bufs = this.#pending;
+    const total = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
-    await this.#writeAll(buf);
+    // writev may write less than asked: continue from where it stopped.
+    let left = total;
+    while (left > 0) {
+      const { bytesWritten } = await this.fh.writev(bufs);
+      left -= bytesWritten;
+      if (left === 0) break;
+      let skip = bytesWritten;
+      while (skip > 0 && bufs.length > 0) {
+        const first = bufs[0]!;
+        if (first.length <= skip) {
+          skip -= first.length;
+          bufs = bufs.slice(1);
+        } else {
+          bufs = [first.subarray(skip), ...bufs.slice(1)];
+          skip = 0;
+        }
+      }
+    }
+    this.#written += total;
   }
 
   async #writeAll(buf: Uint8Array): Promise<void> {
@@ -104,8 +111,11 @@ class FileStagedWrite implements StagedWrite {
       this.#done = true;
       const final = this.driver.resolve(logical);
       await mkdir(path.dirname(final), { recursive: true });
+      // The data is durable before the rename, so the name can only ever show whole content.
+      // The directory is not fsynced: a crash may lose a very recent rename (the object is then
+      // simply missing and fetched again), and journaling filesystems commit renames in order,
+      // so a link can never survive a crash that lost the blob it names.
       await rename(this.tmpPath, final);
-      await fsyncDir(path.dirname(final));
     } catch (e) {
       await this.abort();
       throw e;
