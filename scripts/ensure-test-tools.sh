@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests use, when any is missing: CNCF Distribution
-# (docker-registry), skopeo and openssl. Quiet and quick when everything is there.
+# (docker-registry), skopeo, openssl, containerd (ctr) and podman. Quiet and quick when
+# everything is there. No service is started: the tests run their own, on private sockets/ports.
 set -euo pipefail
 
 need=()
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v ctr >/dev/null 2>&1 && command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v podman >/dev/null 2>&1 || need+=(podman)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "ensure-test-tools: installing ${need[*]}" >&2
@@ -16,7 +19,8 @@ if [ "$(id -u)" != 0 ]; then
     echo "ensure-test-tools: need root (or sudo) to install ${need[*]} with apt-get" >&2; exit 1
   fi
 fi
-# The docker-registry package would start a service on port 5000; tests start their own.
+# The docker-registry and containerd packages would start services (one on port 5000); tests
+# start their own.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy" ]; then
@@ -31,4 +35,7 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-re
   $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet containerd 2>/dev/null; then
+  $SUDO systemctl disable --now containerd >/dev/null 2>&1 || true
+fi
 echo "ensure-test-tools: done" >&2

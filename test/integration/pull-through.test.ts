@@ -266,6 +266,40 @@ describe('upstream behaviour', () => {
   });
 });
 
+describe('blob requests on a miss', () => {
+  it('HEAD asks the upstream with a HEAD and downloads nothing; a Range on a miss gets the whole body', async () => {
+    const a = await airlockFor();
+    try {
+      const layer = img.multi!.blobs[2]!;
+      const head = await request(`${a.url}/v2/library/multi/blobs/${layer.digest}`, { method: 'HEAD' });
+      await head.body.dump();
+      expect(head.statusCode).toBe(200);
+      expect(Number(head.headers['content-length'])).toBe(layer.size);
+      expect(head.headers['docker-content-digest']).toBe(layer.digest);
+      expect(up.proxy.blobGets()).toBe(0);
+      expect(up.proxy.records.some((r) => r.method === 'HEAD' && r.path.endsWith(layer.digest))).toBe(true);
+      const ranged = await request(`${a.url}/v2/library/multi/blobs/${layer.digest}`, { headers: { range: 'bytes=10-19' } });
+      const body = Buffer.from(await ranged.body.arrayBuffer());
+      expect(ranged.statusCode).toBe(200);
+      expect(body.length).toBe(layer.size);
+      expect(digestBytes(body).toString()).toBe(layer.digest);
+      // Once stored and linked (the commit may finish just after the client got its last byte),
+      // the same Range is a 206.
+      const link = path.join(a.config.storage.root, `docker/registry/v2/repositories/library/multi/_layers/sha256/${layer.digest.slice(7)}/link`);
+      for (let i = 0; i < 100 && !(await stat(link).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 50));
+      const again = await request(`${a.url}/v2/library/multi/blobs/${layer.digest}`, { headers: { range: 'bytes=10-19' } });
+      const part = Buffer.from(await again.body.arrayBuffer());
+      expect(again.statusCode).toBe(206);
+      expect(part.equals(body.subarray(10, 20))).toBe(true);
+      const missing = await request(`${a.url}/v2/library/multi/blobs/sha256:${'0'.repeat(64)}`, { method: 'HEAD' });
+      await missing.body.dump();
+      expect(missing.statusCode).toBe(404);
+    } finally {
+      await a.stop();
+    }
+  });
+});
+
 describe('routing', () => {
   it('routes ?ns= and a host in the path to the configured upstream, storing under <host>/<name>; refuses others', async () => {
     const a = await airlockFor();

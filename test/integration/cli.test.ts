@@ -1,0 +1,116 @@
+/**
+ * The airlock command as an operator meets it: `serve` starts on the configured port and stops
+ * cleanly on SIGTERM; bad input is one line and a non-zero exit.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/ports.js';
+
+const BIN = path.resolve('dist/cli/main.js');
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'airlock-cli-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+async function airlock(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+async function config(name: string, text: string): Promise<string> {
+  const f = path.join(work, name);
+  await writeFile(f, text);
+  return f;
+}
+
+describe('airlock CLI', () => {
+  it('serves on the configured port and exits 0 on SIGTERM', async () => {
+    const port = await freePort();
+    const cfg = await config('ok.yml', `listen: "127.0.0.1:${port}"\nstorage:\n  root: ./data-ok\n`);
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    const until = Date.now() + 15_000;
+    let status = 0;
+    while (Date.now() < until) {
+      try {
+        const r = await request(`http://127.0.0.1:${port}/v2/`);
+        status = r.statusCode;
+        expect(r.headers['docker-distribution-api-version']).toBe('registry/2.0');
+        expect(await r.body.json()).toEqual({});
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    expect(status).toBe(200);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // One JSON line per request, and the relative root taken from the config file's folder.
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => l.msg === 'request')).toMatchObject({ method: 'GET', url: '/v2/', status: 200 });
+    expect(lines.find((l) => l.msg === 'airlock serving')).toMatchObject({ root: path.join(work, 'data-ok') });
+  });
+
+  it('refuses a bad config with one line naming the key, exit 2', async () => {
+    for (const [text, pattern] of [
+      ['storage:\n  rooot: /x\n', /storage: unknown key "rooot"/],
+      ['listen: 5000\n', /listen: .*string/],
+      ['upstreams:\n  docker.io:\n    url: ftp://x\n', /upstreams\.docker\.io\.url/],
+      ['cache:\n  tagTTL: soon\n', /cache\.tagTTL: expected a duration/],
+      ['upstreams:\n  ghcr.io:\n    url: https://ghcr.io\n', /defaultUpstream: "docker.io" is not one of the configured upstreams/],
+      ['listen: [\n', /invalid YAML/],
+    ] as const) {
+      const r = await airlock(['serve', '--config', await config('bad.yml', text)]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(pattern);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    const missing = await airlock(['serve', '--config', path.join(work, 'nope.yml')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/cannot read configuration .*nope\.yml: no such file/);
+  });
+
+  it('refuses a port in use and an unwritable store root with one line, exit 1', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const r = await airlock(['serve', '--config', await config('busy.yml', `listen: "127.0.0.1:${port}"\nstorage:\n  root: ./data-busy\n`)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim()).toBe(`airlock: cannot listen on 127.0.0.1:${port}: the port is in use`);
+    } finally {
+      blocker.close();
+    }
+    const file = path.join(work, 'a-file');
+    await writeFile(file, 'x');
+    await chmod(file, 0o444);
+    const r = await airlock(['serve', '--config', await config('ro.yml', `listen: "127.0.0.1:0"\nstorage:\n  root: ${file}/store\n`)]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^airlock: storage\.root .* is not writable/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('answers usage errors with one line and exit 2', async () => {
+    expect((await airlock(['frobnicate'])).stderr).toMatch(/unknown command "frobnicate"/);
+    expect((await airlock(['frobnicate'])).code).toBe(2);
+    expect((await airlock(['serve', '--nope'])).code).toBe(2);
+    expect((await airlock(['--version'])).stdout).toMatch(/^airlock \d+\.\d+\.\d+/);
+  });
+});
