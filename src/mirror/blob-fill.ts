@@ -35,7 +35,7 @@ export interface FillOptions {
  * A follower's read size. Smaller than the 1 MiB of local reads: with many clients following
  * many fills, each holds up to two of these, and RSS matters more than the last few % here.
  */
-const READ_CHUNK = 64 << 10;
+const READ_CHUNK = 512 << 10;
 
 export class BlobFill extends EventEmitter {
   state: 'running' | 'done' | 'failed' = 'running';
