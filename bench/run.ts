@@ -11,7 +11,8 @@
  *   npm run bench -- --quick   small sizes and short loads (≈2 min)
  *   npm run bench -- --smoke   tiny sizes, one repetition: only checks that the script runs (tests)
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -152,11 +153,15 @@ async function load(m: Mirror, urlPath: string, method: 'GET' | 'HEAD'): Promise
   return ok / secs;
 }
 
+/** Writes dirty pages back first, so no case pays for an earlier case's writeback. */
+const settle = () => promisify(execFile)('sync');
+
 const results: CaseResult[] = [];
 const extras: Extra[] = [];
 
 async function both(name: string, unit: string, better: 'higher' | 'lower', target: string, fn: (who: 'airlock' | 'distribution', rep: number) => Promise<number>): Promise<void> {
   if (only && !name.includes(only)) return;
+  await settle();
   const runs: Record<'airlock' | 'distribution', number[]> = { airlock: [], distribution: [] };
   for (let i = 0; i < S.reps; i++) {
     for (const who of i % 2 ? (['airlock', 'distribution'] as const) : (['distribution', 'airlock'] as const)) runs[who].push(await fn(who, i));

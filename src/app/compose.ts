@@ -67,9 +67,11 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
     registry,
     upstreams,
     config,
+    // Stop accepting and let in-flight responses finish (serve.ts bounds the wait), then stop
+    // the fills nobody follows any more; their temp files are removed.
     close: async () => {
-      registry.abortFills();
       await app.close();
+      await registry.abortFills();
       await Promise.all([...upstreams.values()].map((u) => u.close()));
     },
   };

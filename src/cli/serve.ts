@@ -27,6 +27,7 @@ export async function serve(opts: { configFile: string }): Promise<number> {
       const deadline = setTimeout(() => {
         logger.warn({ timeoutMs: config.http.shutdownTimeout }, 'shutdown deadline passed; closing remaining connections');
         airlock.app.server.closeAllConnections();
+        void airlock.registry.abortFills();
       }, config.http.shutdownTimeout);
       deadline.unref();
       airlock.close().then(

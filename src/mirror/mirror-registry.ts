@@ -10,14 +10,14 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../logging/logger.js';
 import { Digest, digestBytes } from '../oci/digest.js';
-import { BlobUnknownError, DigestMismatchError, ManifestInvalidError, MirrorError, NameUnknownError, UpstreamBadResponseError } from '../oci/errors.js';
+import { BlobUnknownError, DigestMismatchError, ManifestInvalidError, ManifestUnknownError, MirrorError, NameUnknownError, UpstreamBadResponseError } from '../oci/errors.js';
 import { parseManifest } from '../oci/manifest.js';
 import { paginate, type PageRequest } from '../oci/pagination.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { RegistryStore, StoredManifest } from '../storage/registry-store.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { BlobFill } from './blob-fill.js';
-import { catalogPage, manifestUnknown } from './local-registry.js';
+import { catalogPage } from './catalog.js';
 import { negotiateManifest } from './negotiate.js';
 import type { BlobResponse, ManifestResponse, Page, Registry, Target } from './registry.js';
 import { refusedError, type Route, type Router } from './router.js';
@@ -64,9 +64,11 @@ export class MirrorRegistry implements Registry {
     return this.#fills.size;
   }
 
-  /** Stops every fill: their temp objects are removed and their clients see a broken transfer. */
-  abortFills(): void {
-    for (const f of this.#fills.values()) f.abort('airlock is shutting down');
+  /** Stops every fill (their temp objects are removed) and waits until they have settled. */
+  async abortFills(): Promise<void> {
+    const fills = [...this.#fills.values()];
+    for (const f of fills) f.abort('airlock is shutting down');
+    await Promise.allSettled(fills.map((f) => f.done));
   }
 
   /**
@@ -292,4 +294,9 @@ export class MirrorRegistry implements Registry {
   catalog(page: PageRequest): Promise<Page> {
     return catalogPage(this.store, page, this.opts.defaultPageSize);
   }
+}
+
+function manifestUnknown(repo: string, ref: ManifestReference): ManifestUnknownError {
+  const detail = ref.kind === 'tag' ? { name: repo, tag: ref.tag } : { name: repo, digest: ref.digest.toString() };
+  return new ManifestUnknownError(undefined, { detail });
 }

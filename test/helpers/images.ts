@@ -179,23 +179,27 @@ async function buildImage(layout: OciLayout, opts: ImageOpts, top: boolean): Pro
   return { manifest: m, bytes, blobs: [cfg, ...layers] };
 }
 
+function imageOf(layout: OciLayout, source: string, tag: string, built: { manifest: BlobInfo; bytes: Buffer; blobs: BlobInfo[] }): GeneratedImage {
+  return {
+    source,
+    layout: layout.dir,
+    tag,
+    manifestDigest: built.manifest.digest,
+    mediaType: built.manifest.mediaType,
+    manifestBytes: built.bytes,
+    blobs: built.blobs,
+    children: [],
+    totalBytes: built.bytes.length + built.blobs.reduce((s, b) => s + b.size, 0),
+  };
+}
+
 /** One image (OCI or Docker schema2), tagged `tag` in a layout at `dir`. */
 export async function generateImage(dir: string, opts: ImageOpts): Promise<GeneratedImage> {
   const layout = await layoutFor(dir, opts.format);
   const tag = opts.tag ?? 'latest';
-  const { manifest, bytes, blobs } = await buildImage(layout, opts, true);
-  await layout.tag(tag, manifest);
-  return {
-    source: layout.kind === 'oci' ? `oci:${dir}:${tag}` : `dir:${dir}`,
-    layout: dir,
-    tag,
-    manifestDigest: manifest.digest,
-    mediaType: manifest.mediaType,
-    manifestBytes: bytes,
-    blobs,
-    children: [],
-    totalBytes: bytes.length + blobs.reduce((s, b) => s + b.size, 0),
-  };
+  const built = await buildImage(layout, opts, true);
+  await layout.tag(tag, built.manifest);
+  return imageOf(layout, layout.kind === 'oci' ? `oci:${dir}:${tag}` : `dir:${dir}`, tag, built);
 }
 
 /** A multi-platform OCI index or Docker manifest list with one image per platform. */
@@ -205,19 +209,9 @@ export async function generateIndex(dir: string, opts: { platforms: Platform[]; 
   const children: GeneratedImage[] = [];
   const entries: Array<Record<string, unknown>> = [];
   for (const platform of opts.platforms) {
-    const { manifest, bytes, blobs } = await buildImage(layout, { ...opts, platform }, false);
-    children.push({
-      source: layout.kind === 'oci' ? `oci:${dir}@${manifest.digest}` : `dir:${dir}`,
-      layout: dir,
-      tag,
-      manifestDigest: manifest.digest,
-      mediaType: manifest.mediaType,
-      manifestBytes: bytes,
-      blobs,
-      children: [],
-      totalBytes: bytes.length + blobs.reduce((s, b) => s + b.size, 0),
-    });
-    entries.push({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, platform });
+    const built = await buildImage(layout, { ...opts, platform }, false);
+    children.push(imageOf(layout, layout.kind === 'oci' ? `oci:${dir}@${built.manifest.digest}` : `dir:${dir}`, tag, built));
+    entries.push({ mediaType: built.manifest.mediaType, digest: built.manifest.digest, size: built.manifest.size, platform });
   }
   const t = TYPES[opts.format];
   const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: t.index, manifests: entries }, null, 3));

@@ -1,6 +1,4 @@
-import { ManifestUnknownError } from '../oci/errors.js';
 import type { PageRequest } from '../oci/pagination.js';
-import type { ManifestReference } from '../oci/reference.js';
 import type { RegistryStore } from '../storage/registry-store.js';
 import type { Page } from './registry.js';
 
@@ -31,9 +29,4 @@ export function walkOrderAfter(a: string, b: string): boolean {
     if (x !== y) return x > y;
   }
   return ac.length > bc.length;
-}
-
-export function manifestUnknown(repo: string, ref: ManifestReference): ManifestUnknownError {
-  const detail = ref.kind === 'tag' ? { name: repo, tag: ref.tag } : { name: repo, digest: ref.digest.toString() };
-  return new ManifestUnknownError(undefined, { detail });
 }
