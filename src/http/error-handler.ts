@@ -27,8 +27,7 @@ export function answerFor(err: unknown): ErrorAnswer {
     const code = WIRE_CODE[err.code] ?? err.code;
     const message = entry.status >= 500 ? entry.message : err.message;
     const detail = entry.status >= 500 ? undefined : err.detail;
-    const headers = (err as MirrorError & { headers?: Record<string, string> }).headers;
-    return { status: entry.status, body: errorBody(code, message, detail), headers };
+    return { status: entry.status, body: errorBody(code, message, detail), headers: err.headers };
   }
   const fe = err as Partial<FastifyError>;
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;

@@ -1,7 +1,6 @@
 /**
- * What the HTTP layer asks of the registry. The local registry (this store, no upstream) and,
- * with upstreams configured, the pull-through mirror both implement it, so the routes never know
- * whether an answer came from disk or from the network.
+ * What the HTTP layer asks of the registry (MirrorRegistry implements it, with or without
+ * upstreams), so the routes never know whether an answer came from disk or from the network.
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';

@@ -53,17 +53,21 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { status: number; message: 
 export interface MirrorErrorOptions {
   cause?: unknown;
   detail?: unknown;
+  /** Response headers the answer needs (Retry-After on a 429). */
+  headers?: Record<string, string>;
 }
 
 export class MirrorError extends Error {
   readonly code: ErrorCode;
   readonly detail?: unknown;
+  readonly headers?: Record<string, string>;
 
   constructor(code: ErrorCode, message?: string, options?: MirrorErrorOptions) {
     super(message ?? ERROR_TABLE[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     if (options?.detail !== undefined) this.detail = options.detail;
+    if (options?.headers !== undefined) this.headers = options.headers;
   }
 }
 

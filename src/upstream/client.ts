@@ -183,9 +183,9 @@ export class UpstreamClient {
           continue;
         }
         if (res.statusCode === 429) {
-          const err = new TooManyRequestsError(`upstream ${this.name} is rate limiting requests`);
-          if (retryAfter !== undefined) (err as MirrorError & { headers?: Record<string, string> }).headers = { 'retry-after': String(Math.ceil(retryAfter / 1000)) };
-          throw err;
+          throw new TooManyRequestsError(`upstream ${this.name} is rate limiting requests`, {
+            headers: retryAfter === undefined ? undefined : { 'retry-after': String(Math.ceil(retryAfter / 1000)) },
+          });
         }
         throw new UpstreamUnavailableError(`upstream ${this.name} answered ${res.statusCode}`);
       }
