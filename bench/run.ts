@@ -263,7 +263,6 @@ async function main(): Promise<void> {
 
     // ---- plain registry: both serve the same directory (the store airlock wrote) ----------
     const plainRoot = await mkdtemp(path.join(work, 'plain-'));
-    await coldMirror('airlock', up, async () => undefined);
     {
       const filler = await startAirlockProcess(plainRoot, up);
       await timedPull(filler.host, 'bench/multi:v1');

@@ -5,6 +5,7 @@
  * rename nothing. Unknown keys are refused, so a typo never silently falls back to a default.
  */
 import { z } from 'zod';
+import { REGISTRY_HOST, normalizeRegistryHost } from '../oci/reference.js';
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZE_UNITS: Record<string, number> = {
@@ -84,7 +85,7 @@ export const configSchema = z.strictObject({
     driver: z.enum(['filesystem']).default('filesystem'),
   }).prefault({}),
   /** Registries to mirror, keyed by the host clients know them by (docker.io, ghcr.io). */
-  upstreams: z.record(z.string().regex(/^[a-z0-9.-]+(:[0-9]+)?$/, 'expected a registry host name such as docker.io'), upstream).default({}),
+  upstreams: z.record(z.string().regex(REGISTRY_HOST, 'expected a registry host name such as docker.io'), upstream).default({}),
   /** Where names without a registry go (Docker's registry-mirrors sends them so). */
   defaultUpstream: z.string().default('docker.io'),
   log: z.strictObject({
@@ -118,13 +119,12 @@ export type StorageConfig = Config['storage'];
 export type LogConfig = Config['log'];
 export type HttpConfig = Config['http'];
 export type CacheConfig = Config['cache'];
-export type UpstreamConfig = Config['upstreams'][string];
 
 /** One line per problem: `storage.root: expected string, received number`. */
 /** Cross-key checks that the schema cannot express. */
 export function checkConfig(c: Config): string | undefined {
   const hosts = Object.keys(c.upstreams);
-  if (hosts.length > 0 && !hosts.includes(c.defaultUpstream) && !(c.defaultUpstream === 'docker.io' && hosts.some((h) => ['index.docker.io', 'registry-1.docker.io'].includes(h)))) {
+  if (hosts.length > 0 && !hosts.some((h) => normalizeRegistryHost(h) === normalizeRegistryHost(c.defaultUpstream))) {
     return `defaultUpstream: "${c.defaultUpstream}" is not one of the configured upstreams (${hosts.join(', ')})`;
   }
   return undefined;

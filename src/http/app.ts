@@ -8,6 +8,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from '../logging/logger.js';
 import type { Registry } from '../mirror/registry.js';
 import { NameInvalidError, UnsupportedError } from '../oci/errors.js';
+import { REGISTRY_HOST } from '../oci/reference.js';
 import { sendError } from './error-handler.js';
 import { getBlob } from './routes/blobs.js';
 import { catalog, listTags } from './routes/listings.js';
@@ -90,7 +91,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     const ep = parseV2Path(request.url);
     request.endpoint = ep.kind;
     const ns = (request.query as { ns?: unknown }).ns;
-    if (ns !== undefined && (typeof ns !== 'string' || !/^[a-z0-9.-]+(:[0-9]+)?$/i.test(ns) || ns.length > 255)) {
+    if (ns !== undefined && (typeof ns !== 'string' || ns.length > 255 || !REGISTRY_HOST.test(ns.toLowerCase()))) {
       throw new NameInvalidError('ns must be a single registry host name');
     }
     const target = { name: '', ns: ns as string | undefined };

@@ -5,8 +5,9 @@
  * upstream's bytes into a staged (temp) object while hashing them; every client, the first one
  * included, reads that object as it grows, so a slow client never stalls the fill or the others
  * and a client that disconnects does not abort it. The last byte is only released after the
- * digest and length are verified and the object is committed: a client of a corrupt transfer
- * sees a broken connection, never a clean end with wrong bytes. A connection that breaks mid-blob
+ * digest and length are verified and every byte is written through (the commit, fsync and rename,
+ * follows): a client of a corrupt transfer sees a broken connection, never a clean end with wrong
+ * bytes. A connection that breaks mid-blob
  * is resumed with a Range request from the received offset (restarting when the upstream ignores
  * the range), keeping the hash running.
  */
@@ -78,10 +79,6 @@ export class BlobFill extends EventEmitter {
     // to those who are, and logged here.
     this.ready.catch(() => undefined);
     this.done.catch(() => undefined);
-  }
-
-  get bytesReceived(): number {
-    return this.#received;
   }
 
   /** Bytes a follower may read now: written through, and never the last byte before verification. */
@@ -161,7 +158,6 @@ export class BlobFill extends EventEmitter {
       this.emit('progress');
       await this.store.commitBlob(staged, this.digest);
       for (const repo of this.repositories) await this.store.linkBlob(repo, this.digest);
-      this.size = this.#received;
       this.state = 'done';
       this.emit('progress');
       this.opts.onSettled?.('done', this.#received);

@@ -59,11 +59,6 @@ export class MirrorRegistry implements Registry {
     private readonly events: MirrorEvents = {},
   ) {}
 
-  /** Fills in flight (for metrics and shutdown). */
-  get fillsInFlight(): number {
-    return this.#fills.size;
-  }
-
   /** Stops every fill (their temp objects are removed) and waits until they have settled. */
   async abortFills(): Promise<void> {
     const fills = [...this.#fills.values()];

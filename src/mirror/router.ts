@@ -13,7 +13,7 @@
  * `<host>/<name>`, so the same store answers both forms offline.
  */
 import { DeniedError } from '../oci/errors.js';
-import { dockerHubName, parseRepositoryName } from '../oci/reference.js';
+import { dockerHubName, normalizeRegistryHost, parseRepositoryName } from '../oci/reference.js';
 import type { Target } from './registry.js';
 
 export interface Route<U> {
@@ -25,13 +25,6 @@ export interface Route<U> {
   upstreamRepository: string;
   /** Set when the request named a registry that is not configured: local content only. */
   refusal?: string;
-}
-
-const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
-
-export function normalizeRegistryHost(host: string): string {
-  const h = host.toLowerCase();
-  return DOCKER_HUB.has(h) ? 'docker.io' : h;
 }
 
 function looksLikeHost(component: string): boolean {

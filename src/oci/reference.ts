@@ -55,6 +55,15 @@ export interface ImageReference {
 }
 
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+
+/** A registry host as configured and as sent in containerd's `?ns=`: lowercase name, optional port. */
+export const REGISTRY_HOST = /^[a-z0-9.-]+(:[0-9]+)?$/;
+
+/** Lower-cased, with Docker Hub's aliases folded into `docker.io`. */
+export function normalizeRegistryHost(host: string): string {
+  const h = host.toLowerCase();
+  return DOCKER_HUB_ALIASES.has(h) ? 'docker.io' : h;
+}
 const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$/;
 
 /** Docker Hub's single-component names live under library/. */
@@ -93,11 +102,11 @@ export function parseImageReference(s: string, defaultRegistry = 'docker.io'): I
     const first = rest.slice(0, slash);
     if (first.includes('.') || first.includes(':') || first === 'localhost') {
       if (!HOST.test(first)) throw new NameInvalidError(`invalid registry host "${first}" in ${JSON.stringify(s)}`);
-      registry = first.toLowerCase();
+      registry = first;
       repository = rest.slice(slash + 1);
     }
   }
-  if (DOCKER_HUB_ALIASES.has(registry)) registry = 'docker.io';
+  registry = normalizeRegistryHost(registry);
   if (registry === 'docker.io') repository = dockerHubName(repository);
   parseRepositoryName(repository);
   if (!tag && !digest) tag = 'latest';

@@ -83,11 +83,6 @@ export class RegistryStore {
     this.#links.set(path, d);
   }
 
-  /** Forgets cached links under a path (after a delete). */
-  forgetLinks(prefix: string): void {
-    for (const k of this.#links.keys()) if (k.startsWith(prefix)) this.#links.delete(k);
-  }
-
   async statBlob(d: Digest): Promise<BlobInfo | undefined> {
     const info = await this.driver.stat(p.blobDataPath(d));
     return info && !info.isDirectory ? { digest: d, size: info.size } : undefined;
