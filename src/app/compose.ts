@@ -1,11 +1,12 @@
 /**
  * The one place that constructs concrete classes and wires them together.
  */
-import { access, constants, mkdir, readFile, rm } from 'node:fs/promises';
+import { access, constants, mkdir, readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { buildApp } from '../http/app.js';
 import type { Logger } from '../logging/logger.js';
+import { Prefetcher, schedulePrefetch, type PrefetchProgress, type PrefetchReport } from '../jobs/prefetch.js';
 import { MirrorRegistry } from '../mirror/mirror-registry.js';
 import { Router } from '../mirror/router.js';
 import { UpstreamClient } from '../upstream/client.js';
@@ -18,6 +19,10 @@ export interface Airlock {
   registry: MirrorRegistry;
   upstreams: Map<string, UpstreamClient>;
   config: Config;
+  /** Runs the prefetch list once (or the given references instead). */
+  prefetch(images?: readonly string[], onProgress?: (p: PrefetchProgress) => void): Promise<PrefetchReport>;
+  /** Starts the jobs serve runs on a schedule (prefetch). close() stops them. */
+  startSchedules(): void;
   close(): Promise<void>;
 }
 
@@ -40,9 +45,8 @@ export async function prepareStore(config: Config): Promise<void> {
   try {
     await mkdir(driver.root, { recursive: true });
     await access(driver.root, constants.W_OK);
-    // Nothing in tmp/ is ever named by a link: whatever is there was being written when a
-    // previous process died, and is garbage.
-    await rm(driver.tmpDir, { recursive: true, force: true });
+    // Nothing in tmp/ is ever named by a link: what a dead process left there is garbage.
+    await driver.cleanTemp();
     await mkdir(driver.tmpDir, { recursive: true });
   } catch (e) {
     throw new StoreNotWritableError(driver.root, e);
@@ -61,17 +65,27 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
     logger,
   );
   const app = buildApp({ registry, logger, maxPageEntries: config.http.maxPageEntries, bodyLimit: config.http.maxManifestSize });
+  const prefetch = (images?: readonly string[], onProgress?: (p: PrefetchProgress) => void) =>
+    new Prefetcher(registry, { ...Prefetcher.options(config.prefetch, config.defaultUpstream), onProgress }, logger.child({ job: 'prefetch' })).run(images ?? config.prefetch.images);
+  const stops: Array<() => Promise<void>> = [];
   return {
     app,
     store,
     registry,
     upstreams,
     config,
+    prefetch,
+    startSchedules: () => {
+      const every = config.prefetch.schedule;
+      if (every !== undefined && config.prefetch.images.length > 0) stops.push(schedulePrefetch(() => prefetch(), every, logger.child({ job: 'prefetch' })));
+    },
     // Stop accepting and let in-flight responses finish (serve.ts bounds the wait), then stop
     // the fills nobody follows any more; their temp files are removed.
     close: async () => {
+      const stopping = Promise.all(stops.map((s) => s()));
       await app.close();
       await registry.abortFills();
+      await stopping;
       await Promise.all([...upstreams.values()].map((u) => u.close()));
     },
   };

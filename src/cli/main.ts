@@ -6,23 +6,29 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.js';
+import { BundleError } from '../jobs/bundle.js';
+import { freeze, importBundle, verify } from './bundle-commands.js';
+import { prefetch } from './prefetch.js';
 import { serve } from './serve.js';
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+import { UsageError } from './usage-error.js';
 
 const HELP = `airlock: a pull-through caching mirror for container registries
 
 Usage:
-  airlock serve [--config FILE]     serve the registry API (default config ./mirror.yml)
+  airlock serve [--config FILE]                 serve the registry API
+  airlock prefetch [--config FILE] [IMAGE...]   warm the prefetch list (or the images named)
+  airlock freeze --out FILE.tar [--since EARLIER.tar] [IMAGE...]
+                                                write the store (or the images) as a bundle
+  airlock import FILE.tar                       verify a bundle and add it to the store
+  airlock verify [--repair]                     re-hash every blob, check every link
   airlock --version | --help
 
 Options:
   -c, --config FILE   configuration file (default ./mirror.yml)
+  -o, --out FILE      freeze: the bundle to write (atomically)
+      --since FILE    freeze: leave out what an earlier bundle (and its chain) holds
+      --repair        verify: quarantine corrupt blobs and remove the links that need them
       --debug         print stacks on errors
 `;
 
@@ -40,6 +46,9 @@ async function main(argv: string[]): Promise<number> {
       strict: true,
       options: {
         config: { type: 'string', short: 'c' },
+        out: { type: 'string', short: 'o' },
+        since: { type: 'string' },
+        repair: { type: 'boolean' },
         debug: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -62,6 +71,16 @@ async function main(argv: string[]): Promise<number> {
     case 'serve':
       if (rest.length) throw new UsageError(`serve takes no arguments, got "${rest.join(' ')}"`);
       return serve({ configFile: values.config ?? 'mirror.yml' });
+    case 'prefetch':
+      return prefetch({ configFile: values.config ?? 'mirror.yml', images: rest });
+    case 'freeze':
+      return freeze({ configFile: values.config ?? 'mirror.yml', out: values.out, since: values.since, images: rest, version: version() });
+    case 'import':
+      if (rest.length > 1) throw new UsageError(`import takes one bundle, got ${rest.length}`);
+      return importBundle({ configFile: values.config ?? 'mirror.yml', file: rest[0] });
+    case 'verify':
+      if (rest.length) throw new UsageError(`verify takes no arguments, got "${rest.join(' ')}"`);
+      return verify({ configFile: values.config ?? 'mirror.yml', repair: values.repair === true });
     case undefined:
       process.stderr.write(HELP);
       return 2;
@@ -76,7 +95,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    const input = e instanceof UsageError || e instanceof ConfigError;
+    const input = e instanceof UsageError || e instanceof ConfigError || e instanceof BundleError;
     const message = e instanceof Error ? e.message : String(e);
     process.stderr.write(`airlock: ${message.split('\n')[0]}\n`);
     if (debug && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);

@@ -17,6 +17,7 @@ export async function serve(opts: { configFile: string }): Promise<number> {
     throw new ListenError(`cannot listen on ${config.listen.address}: ${why}`, { cause: e });
   }
   logger.info({ listen: config.listen.address, root: config.storage.root }, 'airlock serving');
+  airlock.startSchedules();
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -5,7 +5,9 @@
  * rename nothing. Unknown keys are refused, so a typo never silently falls back to a default.
  */
 import { z } from 'zod';
-import { REGISTRY_HOST, normalizeRegistryHost } from '../oci/reference.js';
+import { parsePlatform } from '../oci/manifest.js';
+import { checkTagPattern } from '../oci/tag-pattern.js';
+import { REGISTRY_HOST, normalizeRegistryHost, parseImageReference } from '../oci/reference.js';
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZE_UNITS: Record<string, number> = {
@@ -75,6 +77,28 @@ const upstream = z.strictObject({
   retries: z.number().int().min(0).max(10).default(3),
 }).refine((u) => (u.username === undefined) === (u.password === undefined), { message: 'username and password go together' });
 
+const platform = z.string().refine((v) => {
+  try { parsePlatform(v); return true; } catch { return false; }
+}, { message: 'expected a platform such as linux/amd64 or linux/arm64/v8' });
+
+const imageReference = z.string().refine((v) => {
+  try { parseImageReference(v); return true; } catch { return false; }
+}, { message: 'expected an image reference such as alpine:3.20, ghcr.io/org/app:1.4 or quay.io/x/y@sha256:…' });
+
+const prefetchImage = z.union([
+  imageReference,
+  z.strictObject({
+    /** A repository without tag: library/nginx, ghcr.io/org/app. */
+    name: z.string().refine((v) => {
+      try { const r = parseImageReference(v); return r.tag === 'latest' && !r.digest && !/[:@][^/]*$/.test(v); } catch { return false; }
+    }, { message: 'expected a repository name without tag or digest, such as library/nginx' }),
+    /** Globs (1.27.*) or semver ranges (>=1.26 <2) over the upstream's tags; default every tag. */
+    tags: z.array(z.string().min(1).max(128)).min(1).optional(),
+    /** At most this many matching tags, newest first. */
+    newest: z.number().int().min(1).max(10_000).optional(),
+  }),
+]);
+
 export const configSchema = z.strictObject({
   /** host:port to serve the registry API on. */
   listen: listen.default({ address: '0.0.0.0:5000', host: '0.0.0.0', port: 5000 }),
@@ -111,6 +135,16 @@ export const configSchema = z.strictObject({
       try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
     }).default(64 * 2 ** 20),
   }).prefault({}),
+  /** Images to warm ahead of need (airlock prefetch, and serve on a schedule). */
+  prefetch: z.strictObject({
+    /** serve runs the list this often; without it, only `airlock prefetch` runs it. */
+    schedule: duration.optional(),
+    /** Manifests and blobs fetched at once. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+    /** Platforms of an index to fetch; default every platform. */
+    platforms: z.array(platform).min(1).optional(),
+    images: z.array(prefetchImage).default([]),
+  }).prefault({}),
 });
 
 export type RawConfig = z.input<typeof configSchema>;
@@ -119,6 +153,8 @@ export type StorageConfig = Config['storage'];
 export type LogConfig = Config['log'];
 export type HttpConfig = Config['http'];
 export type CacheConfig = Config['cache'];
+export type PrefetchConfig = Config['prefetch'];
+export type PrefetchImageConfig = PrefetchConfig['images'][number];
 
 /** One line per problem: `storage.root: expected string, received number`. */
 /** Cross-key checks that the schema cannot express. */
@@ -126,6 +162,16 @@ export function checkConfig(c: Config): string | undefined {
   const hosts = Object.keys(c.upstreams);
   if (hosts.length > 0 && !hosts.some((h) => normalizeRegistryHost(h) === normalizeRegistryHost(c.defaultUpstream))) {
     return `defaultUpstream: "${c.defaultUpstream}" is not one of the configured upstreams (${hosts.join(', ')})`;
+  }
+  for (const [i, img] of c.prefetch.images.entries()) {
+    if (typeof img === 'string') continue;
+    for (const t of img.tags ?? []) {
+      try {
+        checkTagPattern(t);
+      } catch (e) {
+        return `prefetch.images.${i}.tags: ${(e as Error).message}`;
+      }
+    }
   }
   return undefined;
 }

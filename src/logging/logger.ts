@@ -13,7 +13,8 @@ const REDACT = [
   'refresh_token', '*.refresh_token', 'secretKey', '*.secretKey', 'accessKey', '*.accessKey',
 ];
 
-export function createLogger(opts: { level: string; destination?: DestinationStream }): Logger {
+/** Logs go to stdout (serve) or, for the CLI's jobs whose stdout is their report, to stderr (fd 2). */
+export function createLogger(opts: { level: string; destination?: DestinationStream | 1 | 2 }): Logger {
   return pino(
     {
       level: opts.level,
@@ -22,6 +23,6 @@ export function createLogger(opts: { level: string; destination?: DestinationStr
       redact: { paths: REDACT, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
     },
-    opts.destination ?? pino.destination({ fd: 1, sync: false }),
+    typeof opts.destination === 'object' ? opts.destination : pino.destination({ fd: opts.destination ?? 1, sync: opts.destination === 2 }),
   );
 }

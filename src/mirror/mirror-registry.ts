@@ -78,6 +78,11 @@ export class MirrorRegistry implements Registry {
     return r;
   }
 
+  /** Where a target's content lives in the store. */
+  async storeNameFor(target: Target): Promise<string> {
+    return (await this.#route(target)).storeName;
+  }
+
   #single<T extends ManifestResponse>(key: string, fn: () => Promise<T>): Promise<ManifestResponse> {
     const pending = this.#flights.get(key);
     if (pending) return pending;

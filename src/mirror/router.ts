@@ -65,9 +65,18 @@ export class Router<U> {
     const storeName = parseRepositoryName(isDefault ? repository : `${registry}/${repository}`);
     const upstream = this.#upstreams.get(registry);
     if (upstream) return { storeName, upstream, upstreamRepository: repository };
-    const refusal = this.hasUpstreams || !isDefault ? `registry ${registry} is not configured as an upstream of this mirror` : undefined;
+    // With no upstream at all (an offline site) every name is local: a miss is a plain 404.
+    const refusal = this.hasUpstreams ? `registry ${registry} is not configured as an upstream of this mirror` : undefined;
     return { storeName, upstreamRepository: repository, refusal };
   }
+}
+
+/**
+ * The request a client would send for an image reference: the default registry's images by
+ * name alone (registry-mirrors), others with `ns` (hosts.toml), so they route and store alike.
+ */
+export function imageTarget(ref: { registry: string; repository: string }, defaultRegistry: string): Target {
+  return normalizeRegistryHost(ref.registry) === normalizeRegistryHost(defaultRegistry) ? { name: ref.repository } : { name: ref.repository, ns: ref.registry };
 }
 
 /** The error for a miss on a registry that is not configured. */

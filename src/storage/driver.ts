@@ -20,6 +20,12 @@ export interface StagedWrite {
   readonly bytesWritten: number;
   /** Writes buffered bytes through to the medium, so readers see them. */
   flush(): Promise<void>;
+  /**
+   * Makes the bytes durable and releases what the write holds open (a descriptor), for callers
+   * that stage many objects before committing them together (bundle import). Only commit() or
+   * abort() may follow.
+   */
+  seal(): Promise<void>;
   /** Flushes, makes durable and atomically publishes the bytes under `path` (replacing any file there). */
   commit(path: string): Promise<void>;
   /** Discards everything written; safe to call more than once and after a failed commit. */
@@ -54,6 +60,8 @@ export interface StorageDriver {
   stage(): Promise<StagedWrite>;
   /** Names directly under a directory, sorted by code unit; undefined when it does not exist. */
   list(path: string): Promise<string[] | undefined>;
+  /** Renames a file or directory within the store (replacing nothing: the target must not exist). */
+  move(from: string, to: string): Promise<void>;
   /** Removes a file or a whole directory tree; missing is not an error. */
   delete(path: string): Promise<void>;
 }

@@ -16,11 +16,22 @@ function isNotFound(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 class FileStagedWrite implements StagedWrite {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #written = 0;
   #done = false;
+  #sealed = false;
 
   constructor(private readonly fh: FileHandle, private readonly tmpPath: string, private readonly driver: FilesystemDriver) {}
 
@@ -53,7 +64,7 @@ class FileStagedWrite implements StagedWrite {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    if (this.#done) throw new Error('write after commit or abort');
+    if (this.#done || this.#sealed) throw new Error('write after seal, commit or abort');
     if (chunk.byteLength >= WRITE_BUFFER && this.#pendingBytes === 0) {
       await this.#writeAll(chunk);
       return;
@@ -101,13 +112,20 @@ class FileStagedWrite implements StagedWrite {
     this.#written += buf.byteLength;
   }
 
+  async seal(): Promise<void> {
+    if (this.#done) throw new Error('seal after commit or abort');
+    if (this.#sealed) return;
+    await this.#flush();
+    // One fdatasync per object, not per chunk (DESIGN.md: performance facts).
+    await this.fh.datasync();
+    await this.fh.close();
+    this.#sealed = true;
+  }
+
   async commit(logical: string): Promise<void> {
     if (this.#done) throw new Error('commit after commit or abort');
     try {
-      await this.#flush();
-      // One fdatasync per object, not per chunk (DESIGN.md: performance facts).
-      await this.fh.datasync();
-      await this.fh.close();
+      await this.seal();
       this.#done = true;
       const final = this.driver.resolve(logical);
       await mkdir(path.dirname(final), { recursive: true });
@@ -125,7 +143,7 @@ class FileStagedWrite implements StagedWrite {
   async abort(): Promise<void> {
     if (!this.#done) {
       this.#done = true;
-      await this.fh.close().catch(() => undefined);
+      if (!this.#sealed) await this.fh.close().catch(() => undefined);
     }
     this.#pending = [];
     await rm(this.tmpPath, { force: true }).catch(() => undefined);
@@ -143,7 +161,28 @@ export class FilesystemDriver implements StorageDriver {
 
   constructor(root: string) {
     this.root = path.resolve(root);
-    this.#tmpDir = path.join(this.root, ...TMP.split('/'));
+    // One temp directory per process, so a job started beside a running serve (prefetch,
+    // import) never has its temp files removed by the other's start-up clean-up.
+    this.#tmpDir = path.join(this.root, ...TMP.split('/'), String(process.pid));
+  }
+
+  /**
+   * Removes what killed processes left in the temp area: every per-process directory whose
+   * process is gone (and stray files). Nothing there is ever named by a link.
+   */
+  async cleanTemp(): Promise<void> {
+    const base = path.join(this.root, ...TMP.split('/'));
+    let names: string[];
+    try {
+      names = await readdir(base);
+    } catch (e) {
+      if (isNotFound(e)) return;
+      throw e;
+    }
+    for (const n of names) {
+      if (/^\d+$/.test(n) && isAlive(Number(n))) continue;
+      await rm(path.join(base, n), { recursive: true, force: true });
+    }
   }
 
   /** Logical path → absolute path, refusing anything that would leave the root. */
@@ -237,6 +276,12 @@ export class FilesystemDriver implements StorageDriver {
       if (isNotFound(e)) return undefined;
       throw e;
     }
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const dest = this.resolve(to);
+    await mkdir(path.dirname(dest), { recursive: true });
+    await rename(this.resolve(from), dest);
   }
 
   async delete(logical: string): Promise<void> {

@@ -14,21 +14,28 @@
  *   │       ├── _manifests/tags/<tag>/index/sha256/<hex>/link
  *   │       └── _uploads/<uuid>/{data,startedat,hashstates/…}
  *   └── .airlock/                                                        airlock's own bookkeeping,
- *       └── tmp/<random>                                                 outside docker/ (temp files
- *                                                                        live on the same filesystem
- *                                                                        so a rename commits them)
+ *       ├── tmp/<random>                                                 outside docker/ (temp files
+ *       │                                                                live on the same filesystem
+ *       │                                                                so a rename commits them)
+ *       ├── pins/<alg>-<hex of sha256(name@digest)>                      prefetched images, kept by
+ *       │                                                                eviction ({name, digest})
+ *       └── quarantine/<alg>-<hex>-<time>/data                           blobs `verify --repair` found
+ *                                                                        corrupt
  *
  * Every name, tag and digest reaching these functions has been validated against the
  * distribution grammar (oci/reference.ts, oci/digest.ts); none can contain '..' or '/' where a
  * component is expected. The filesystem driver checks containment once more.
  */
-import type { Digest } from '../oci/digest.js';
+import { Digest } from '../oci/digest.js';
+import { isValidRepositoryName, isValidTag } from '../oci/reference.js';
 
 export const V2 = 'docker/registry/v2';
 export const BLOBS = `${V2}/blobs`;
 export const REPOSITORIES = `${V2}/repositories`;
 export const AIRLOCK = '.airlock';
 export const TMP = `${AIRLOCK}/tmp`;
+export const PINS = `${AIRLOCK}/pins`;
+export const QUARANTINE = `${AIRLOCK}/quarantine`;
 
 export function blobDataPath(d: Digest): string {
   return `${BLOBS}/${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}/data`;
@@ -85,4 +92,64 @@ export function uploadsPath(name: string): string {
 /** The link file's content, as Distribution writes it: the digest string, no newline. */
 export function linkContent(d: Digest): string {
   return d.toString();
+}
+
+/** A file of the standard layout, as named by a path relative to the root. */
+export type LayoutFile =
+  | { kind: 'blob'; digest: Digest }
+  | { kind: 'layer'; name: string; digest: Digest }
+  | { kind: 'revision'; name: string; digest: Digest }
+  | { kind: 'tag-current'; name: string; tag: string }
+  | { kind: 'tag-index'; name: string; tag: string; digest: Digest };
+
+const BLOB_RE = /^docker\/registry\/v2\/blobs\/(sha256|sha512)\/([0-9a-f]{2})\/([0-9a-f]+)\/data$/;
+const REPO_FILE_RE = /^docker\/registry\/v2\/repositories\/(.+?)\/(_layers\/(sha256|sha512)\/([0-9a-f]+)\/link|_manifests\/revisions\/(sha256|sha512)\/([0-9a-f]+)\/link|_manifests\/tags\/([^/]+)\/current\/link|_manifests\/tags\/([^/]+)\/index\/(sha256|sha512)\/([0-9a-f]+)\/link)$/;
+
+/**
+ * Parses a path of the layout (a bundle entry), or returns undefined for anything else: names
+ * and tags must pass the distribution grammar and digests must be well formed, so a parsed path
+ * can never leave the layout.
+ */
+export function parseLayoutPath(path: string): LayoutFile | undefined {
+  const b = BLOB_RE.exec(path);
+  if (b) {
+    const d = Digest.tryParse(`${b[1]}:${b[3]}`);
+    return d && d.hex.startsWith(b[2] as string) ? { kind: 'blob', digest: d } : undefined;
+  }
+  const m = REPO_FILE_RE.exec(path);
+  if (!m) return undefined;
+  const name = m[1] as string;
+  if (!isValidRepositoryName(name)) return undefined;
+  const digest = (alg: string | undefined, hex: string | undefined) => (alg && hex ? Digest.tryParse(`${alg}:${hex}`) : undefined);
+  if (m[3]) {
+    const d = digest(m[3], m[4]);
+    return d && { kind: 'layer', name, digest: d };
+  }
+  if (m[5]) {
+    const d = digest(m[5], m[6]);
+    return d && { kind: 'revision', name, digest: d };
+  }
+  if (m[7] !== undefined) return isValidTag(m[7]) ? { kind: 'tag-current', name, tag: m[7] } : undefined;
+  const d = digest(m[9], m[10]);
+  return d && isValidTag(m[8] as string) ? { kind: 'tag-index', name, tag: m[8] as string, digest: d } : undefined;
+}
+
+/** The path of a layout file (the inverse of parseLayoutPath). */
+export function layoutPath(f: LayoutFile): string {
+  switch (f.kind) {
+    case 'blob':
+      return blobDataPath(f.digest);
+    case 'layer':
+      return layerLinkPath(f.name, f.digest);
+    case 'revision':
+      return revisionLinkPath(f.name, f.digest);
+    case 'tag-current':
+      return tagCurrentLinkPath(f.name, f.tag);
+    case 'tag-index':
+      return tagIndexLinkPath(f.name, f.tag, f.digest);
+  }
+}
+
+export function tagIndexPath(name: string, tag: string): string {
+  return `${REPOSITORIES}/${name}/_manifests/tags/${tag}/index`;
 }

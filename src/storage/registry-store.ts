@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
+import { createHash } from 'node:crypto';
 import { Digest, digestBytes } from '../oci/digest.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { ManifestReference } from '../oci/reference.js';
@@ -172,7 +173,94 @@ export class RegistryStore {
     }
   }
 
+  /** Digests named by `<dir>/<alg>/<hex>/…` entries (revisions, layers, a tag's index). */
+  async #digestsUnder(dir: string): Promise<Digest[]> {
+    const out: Digest[] = [];
+    for (const alg of (await this.driver.list(dir)) ?? []) {
+      for (const hex of (await this.driver.list(`${dir}/${alg}`)) ?? []) {
+        const d = Digest.tryParse(`${alg}:${hex}`);
+        if (d) out.push(d);
+      }
+    }
+    return out;
+  }
+
+  /** Manifest revisions a repository holds links for. */
+  revisions(repo: string): Promise<Digest[]> {
+    return this.#digestsUnder(p.revisionsPath(repo));
+  }
+
+  /** Blobs a repository holds layer links for. */
+  layers(repo: string): Promise<Digest[]> {
+    return this.#digestsUnder(p.layersPath(repo));
+  }
+
+  /** Every digest a tag has pointed at (its index), current one included. */
+  tagHistory(repo: string, tag: string): Promise<Digest[]> {
+    return this.#digestsUnder(p.tagIndexPath(repo, tag));
+  }
+
+  /** Tag directories of a repository, whether or not their current link is there. */
+  async tagDirectories(repo: string): Promise<string[]> {
+    return (await this.driver.list(p.tagsPath(repo))) ?? [];
+  }
+
+  /** Every blob in the store (by walking blobs/), in path order. */
+  async *blobs(): AsyncGenerator<Digest> {
+    for (const alg of (await this.driver.list(p.BLOBS)) ?? []) {
+      for (const prefix of (await this.driver.list(`${p.BLOBS}/${alg}`)) ?? []) {
+        for (const hex of (await this.driver.list(`${p.BLOBS}/${alg}/${prefix}`)) ?? []) {
+          const d = Digest.tryParse(`${alg}:${hex}`);
+          if (d && d.hex.startsWith(prefix)) yield d;
+        }
+      }
+    }
+  }
+
   // ---- writes ------------------------------------------------------------------------------
+
+  /** Writes one link file of the layout (never a blob: those go through commitBlob/putBlob). */
+  async writeLayoutLink(f: Exclude<p.LayoutFile, { kind: 'blob' }>, target: Digest): Promise<void> {
+    await this.#writeLink(p.layoutPath(f), target);
+  }
+
+  /** Removes one link file of the layout. */
+  async deleteLayoutLink(f: Exclude<p.LayoutFile, { kind: 'blob' }>): Promise<void> {
+    const path = p.layoutPath(f);
+    this.#links.delete(path);
+    await this.driver.delete(path);
+  }
+
+  /** Moves a blob out of the layout into .airlock/quarantine, where nothing serves it. */
+  async quarantineBlob(d: Digest): Promise<string> {
+    const dest = `${p.QUARANTINE}/${d.algorithm}-${d.hex}-${Date.now()}`;
+    this.#manifests.delete(d.toString());
+    await this.driver.move(p.blobDir(d), dest);
+    return dest;
+  }
+
+  /** Marks an image as pinned: eviction keeps it (prefetched content). */
+  async pin(repo: string, d: Digest): Promise<void> {
+    const key = createHash('sha256').update(`${repo}@${d.toString()}`).digest('hex');
+    const path = `${p.PINS}/sha256-${key}`;
+    if (!(await this.driver.stat(path))) await this.driver.writeFile(path, JSON.stringify({ name: repo, digest: d.toString() }));
+  }
+
+  /** Pinned images. */
+  async pins(): Promise<Array<{ name: string; digest: Digest }>> {
+    const out: Array<{ name: string; digest: Digest }> = [];
+    for (const f of (await this.driver.list(p.PINS)) ?? []) {
+      const buf = await this.driver.readFile(`${p.PINS}/${f}`, 4096).catch(() => undefined);
+      try {
+        const j = JSON.parse(buf?.toString('utf8') ?? '') as { name: string; digest: string };
+        const d = Digest.tryParse(j.digest);
+        if (d && typeof j.name === 'string') out.push({ name: j.name, digest: d });
+      } catch {
+        // A damaged pin file pins nothing.
+      }
+    }
+    return out;
+  }
 
   stage(): Promise<StagedWrite> {
     return this.driver.stage();

@@ -1,0 +1,112 @@
+/**
+ * `airlock freeze`, `airlock import` and `airlock verify`: the offline-shipping commands. They
+ * work on the configured storage.root directly (no upstream is contacted) and may run beside a
+ * serving airlock: every write they make is atomic.
+ */
+import { access, constants, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { createStore, prepareStore } from '../app/compose.js';
+import { loadConfig } from '../config/load.js';
+import { readBundleHeader } from '../jobs/bundle.js';
+import { Freezer, type FreezeSelection } from '../jobs/freeze.js';
+import { Importer } from '../jobs/import.js';
+import { Verifier } from '../jobs/verify.js';
+import { createLogger } from '../logging/logger.js';
+import { parseImageReference } from '../oci/reference.js';
+import { Router, imageTarget } from '../mirror/router.js';
+import { formatBytes, formatDuration, formatTable, ProgressLine, rateAndEta } from './format.js';
+import { UsageError } from './usage-error.js';
+
+async function open(configFile: string) {
+  const config = await loadConfig(configFile);
+  const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: 2 });
+  await prepareStore(config);
+  return { config, logger, store: createStore(config) };
+}
+
+export async function freeze(opts: { configFile: string; out?: string; since?: string; images: string[]; version: string }): Promise<number> {
+  if (!opts.out) throw new UsageError('freeze needs --out FILE.tar');
+  const { config, logger, store } = await open(opts.configFile);
+  // The same routing as a pull: `alpine:3.20` is library/alpine, ghcr.io/org/app is stored under its host.
+  const router = new Router(new Map(), config.defaultUpstream);
+  const images: FreezeSelection[] | undefined = opts.images.length
+    ? opts.images.map((label) => {
+        let r;
+        try {
+          r = parseImageReference(label, config.defaultUpstream);
+        } catch (e) {
+          throw new UsageError(`invalid image reference "${label}": ${(e as Error).message}`);
+        }
+        const name = router.route(imageTarget(r, config.defaultUpstream)).storeName;
+        return { name, label, ref: r.digest ? { kind: 'digest', digest: r.digest } : { kind: 'tag', tag: r.tag ?? 'latest' } };
+      })
+    : undefined;
+  const since = opts.since ? await readBundleHeader(opts.since) : undefined;
+  try {
+    await access(path.dirname(path.resolve(opts.out)), constants.W_OK);
+  } catch (e) {
+    throw new UsageError(`cannot write ${opts.out}: ${(e as Error).message}`);
+  }
+  const progress = new ProgressLine(process.stderr);
+  const started = Date.now();
+  const r = await new Freezer(store, logger).run({
+    out: opts.out,
+    images,
+    since,
+    version: opts.version,
+    onProgress: (done, total) => progress.update(`freeze: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total),
+  });
+  progress.done();
+  for (const w of r.warnings) process.stderr.write(`airlock: warning: ${w}\n`);
+  const size = (await stat(r.out)).size;
+  process.stdout.write(
+    `wrote ${r.out} (${formatBytes(size)}): ${r.images} images, ${r.blobs} blobs (${formatBytes(r.bytes)})` +
+      `${since ? `, ${r.skippedBlobs} blobs left to the base bundle` : ''}, ${r.links} links in ${formatDuration(r.ms)} (${formatBytes((r.bytes / Math.max(1, r.ms)) * 1000)}/s)\n` +
+      `bundle ${r.id}${since ? ` on top of ${since.id}` : ''}\n`,
+  );
+  return 0;
+}
+
+export async function importBundle(opts: { configFile: string; file?: string }): Promise<number> {
+  if (!opts.file) throw new UsageError('import needs a bundle: airlock import FILE.tar');
+  try {
+    const s = await stat(opts.file);
+    if (!s.isFile()) throw new Error('not a regular file');
+  } catch (e) {
+    throw new UsageError(`cannot read ${opts.file}: ${(e as Error).message}`);
+  }
+  const { config, logger, store } = await open(opts.configFile);
+  const progress = new ProgressLine(process.stderr);
+  const started = Date.now();
+  const r = await new Importer(store, { maxManifestSize: config.http.maxManifestSize, onProgress: (done, total) => progress.update(`import: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total) }, logger).run(opts.file);
+  progress.done();
+  process.stdout.write(
+    `imported bundle ${r.id}${r.base ? ` (on top of ${r.base})` : ''} into ${config.storage.root}:\n` +
+      `  ${r.blobsAdded} blobs added (${formatBytes(r.bytesAdded)}), ${r.blobsPresent} already present\n` +
+      `  ${r.manifests} manifests in ${r.repositories} repositories; tags: ${r.tagsAdded} added, ${r.tagsMoved} moved, ${r.tagsUnchanged} unchanged\n` +
+      `  ${formatDuration(r.ms)} (${formatBytes((r.bytesAdded / Math.max(1, r.ms)) * 1000)}/s)\n`,
+  );
+  return 0;
+}
+
+export async function verify(opts: { configFile: string; repair: boolean }): Promise<number> {
+  const { config, logger, store } = await open(opts.configFile);
+  const progress = new ProgressLine(process.stderr);
+  const r = await new Verifier(store, { repair: opts.repair, onProgress: (blobs, bytes) => progress.update(`verify: ${blobs} blobs, ${formatBytes(bytes)} hashed`) }, logger).run();
+  progress.done();
+  process.stdout.write(`checked ${r.blobs} blobs (${formatBytes(r.bytes)}), ${r.links} links, ${r.manifests} manifests in ${r.repositories} repositories of ${config.storage.root} in ${formatDuration(r.ms)}\n`);
+  if (r.incomplete.length) process.stdout.write(`${r.incomplete.length} image manifests have blobs that were never pulled (normal for a pull-through cache)\n`);
+  if (r.problems.length === 0) {
+    process.stdout.write('store is consistent\n');
+    return 0;
+  }
+  process.stdout.write(formatTable(['PROBLEM', 'ITEM', 'DETAIL', 'REPAIRED'], r.problems.map((p) => [p.kind, p.item, p.detail, p.repaired ? 'yes' : 'no'])));
+  for (const q of r.quarantined) process.stdout.write(`quarantined: ${q}\n`);
+  const left = r.problems.filter((p) => !p.repaired).length;
+  if (left === 0) {
+    process.stdout.write(`${r.problems.length} problems repaired; the next pull fetches what was removed\n`);
+    return 0;
+  }
+  process.stderr.write(`airlock: ${left} problems found in ${config.storage.root}${opts.repair ? '' : ' (run airlock verify --repair to quarantine them)'}\n`);
+  return 1;
+}

@@ -1,0 +1,280 @@
+/**
+ * Freeze: the store (or the chosen images) as a bundle (bundle.ts), streamed in constant memory
+ * and written atomically: the tar goes to a temp file beside the target, is fsynced, and only
+ * then renamed to its final name.
+ *
+ * Every blob is re-hashed as it is read, so a bundle never carries a corrupt blob; a mismatch
+ * stops the freeze and says to run `airlock verify`.
+ */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { finished } from 'node:stream/promises';
+import tar from 'tar-stream';
+import type { Logger } from '../logging/logger.js';
+import { createHasher, type Digest } from '../oci/digest.js';
+import { blobDescriptors, formatPlatform, parseManifest, type Platform } from '../oci/manifest.js';
+import type { ManifestReference } from '../oci/reference.js';
+import { layoutPath, type LayoutFile } from '../storage/paths.js';
+import type { RegistryStore } from '../storage/registry-store.js';
+import { BUNDLE_FORMAT, BUNDLE_JSON, BundleError, SUMS, bundleId, type BundleManifest } from './bundle.js';
+
+export interface FreezeSelection {
+  name: string;
+  ref: ManifestReference;
+  /** As the operator wrote it, for messages. */
+  label: string;
+}
+
+export interface FreezeOptions {
+  out: string;
+  /** Images to include; undefined: everything the store holds. */
+  images?: FreezeSelection[];
+  /** The earlier bundle's header: blobs it (and its chain) holds are left out. */
+  since?: { manifest: BundleManifest; id: string };
+  version: string;
+  onProgress?(done: number, total: number): void;
+}
+
+export interface FreezeReport {
+  out: string;
+  id: string;
+  images: number;
+  blobs: number;
+  bytes: number;
+  skippedBlobs: number;
+  links: number;
+  warnings: string[];
+  ms: number;
+}
+
+type LinkFile = Exclude<LayoutFile, { kind: 'blob' }>;
+
+/** What goes into the bundle, gathered before a byte is written (links are small; blobs are listed, not read). */
+class Plan {
+  readonly blobs = new Map<string, { digest: Digest; size: number }>();
+  readonly links = new Map<string, { file: LinkFile; target: Digest }>();
+  readonly images: BundleManifest['images'] = [];
+  readonly warnings: string[] = [];
+
+  link(file: LinkFile, target: Digest): void {
+    this.links.set(layoutPath(file), { file, target });
+  }
+}
+
+const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
+
+export class Freezer {
+  constructor(private readonly store: RegistryStore, private readonly log: Logger) {}
+
+  async run(opts: FreezeOptions): Promise<FreezeReport> {
+    const started = Date.now();
+    const plan = await this.#plan(opts.images);
+    const base = new Set([...(opts.since?.manifest.blobs.map((b) => b.digest) ?? []), ...(opts.since?.manifest.baseBlobs ?? [])]);
+    const blobs = [...plan.blobs.values()].filter((b) => !base.has(b.digest.toString()));
+    const links = [...plan.links.entries()].sort((a, b) => LINK_ORDER[a[1].file.kind] - LINK_ORDER[b[1].file.kind] || (a[0] < b[0] ? -1 : 1));
+    const header: BundleManifest = {
+      format: BUNDLE_FORMAT,
+      createdAt: new Date().toISOString(),
+      source: { host: hostname(), airlock: opts.version },
+      base: opts.since ? { id: opts.since.id, createdAt: opts.since.manifest.createdAt } : null,
+      images: plan.images,
+      blobs: blobs.map((b) => ({ digest: b.digest.toString(), size: b.size })),
+      baseBlobs: [...base].sort(),
+      files: blobs.length + links.length,
+    };
+    const json = Buffer.from(JSON.stringify(header, null, 1));
+    const total = blobs.reduce((a, b) => a + b.size, 0);
+
+    const out = path.resolve(opts.out);
+    const tmp = path.join(path.dirname(out), `.${path.basename(out)}.${randomBytes(6).toString('hex')}.partial`);
+    const pack = tar.pack();
+    const file = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
+    pack.pipe(file);
+    const written = finished(file);
+    const sums: string[] = [];
+    let done = 0;
+    try {
+      await addEntry(pack, BUNDLE_JSON, json);
+      sums.push(`${createHasher('sha256').update(json).digest('hex')}  ${BUNDLE_JSON}`);
+      for (const b of blobs) {
+        const name = layoutPath({ kind: 'blob', digest: b.digest });
+        const sha256 = await this.#addBlob(pack, name, b.digest, b.size, (n) => {
+          done += n;
+          opts.onProgress?.(done, total);
+        });
+        sums.push(`${sha256}  ${name}`);
+      }
+      for (const [name, l] of links) {
+        const body = Buffer.from(l.target.toString());
+        await addEntry(pack, name, body);
+        sums.push(`${createHasher('sha256').update(body).digest('hex')}  ${name}`);
+      }
+      await addEntry(pack, SUMS, Buffer.from(sums.join('\n') + '\n'));
+      pack.finalize();
+      await written;
+      const fh = await open(tmp, 'r+');
+      try {
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, out);
+    } catch (e) {
+      pack.destroy();
+      file.destroy();
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    const report: FreezeReport = { out, id: bundleId(json), images: plan.images.length, blobs: blobs.length, bytes: total, skippedBlobs: plan.blobs.size - blobs.length, links: links.length, warnings: plan.warnings, ms: Date.now() - started };
+    this.log.info({ ...report, warnings: report.warnings.length }, 'bundle written');
+    return report;
+  }
+
+  async #addBlob(pack: tar.Pack, name: string, d: Digest, size: number, progress: (n: number) => void): Promise<string> {
+    const stream = await this.store.openBlob(d);
+    if (!stream) throw new BundleError(`blob ${d.toString()} disappeared from the store while freezing`);
+    const hash = createHasher(d.algorithm);
+    const sha256 = d.algorithm === 'sha256' ? undefined : createHasher('sha256');
+    let entryDone!: Promise<void>;
+    const entry = await new Promise<ReturnType<tar.Pack['entry']>>((ready) => {
+      entryDone = new Promise<void>((resolve, reject) => {
+        ready(pack.entry({ name, size, mode: 0o644, mtime: new Date() }, (err) => (err ? reject(err) : resolve())));
+      });
+    });
+    entryDone.catch(() => undefined);
+    let n = 0;
+    try {
+      for await (const chunk of stream) {
+        const c = chunk as Buffer;
+        n += c.length;
+        if (n > size) break;
+        hash.update(c);
+        sha256?.update(c);
+        if (!entry.write(c)) await once(entry, 'drain');
+        progress(c.length);
+      }
+    } finally {
+      stream.destroy();
+    }
+    const hex = hash.digest('hex');
+    if (n !== size || hex !== d.hex) {
+      entry.destroy(new Error('corrupt blob'));
+      throw new BundleError(`blob ${d.toString()} in the store is corrupt (${n !== size ? `${n} bytes, expected ${size}` : `content hashes to ${d.algorithm}:${hex}`}); run \`airlock verify --repair\` and prefetch it again`);
+    }
+    (entry as unknown as { end(): void }).end();
+    await entryDone;
+    return sha256 ? sha256.digest('hex') : hex;
+  }
+
+  async #plan(images: FreezeSelection[] | undefined): Promise<Plan> {
+    const plan = new Plan();
+    if (images) {
+      for (const img of images) {
+        let d: Digest | undefined;
+        if (img.ref.kind === 'tag') {
+          d = await this.store.resolveTag(img.name, img.ref.tag);
+          if (!d) throw new BundleError(`image ${img.label} is not in the store (no tag ${img.ref.tag} in ${img.name}); prefetch it first`);
+        } else {
+          d = img.ref.digest;
+        }
+        const added = await this.#manifest(plan, img.name, d, true, img.label);
+        if (!added) throw new BundleError(`image ${img.label} is not in the store; prefetch it first`);
+        this.#image(plan, img.name, img.ref.kind === 'tag' ? img.ref.tag : undefined, d, added);
+      }
+      return plan;
+    }
+    for await (const name of this.store.repositories()) {
+      for (const tag of (await this.store.listTags(name)) ?? []) {
+        const d = await this.store.resolveTag(name, tag);
+        if (!d) continue;
+        const added = await this.#manifest(plan, name, d, false, `${name}:${tag}`);
+        if (added) this.#image(plan, name, tag, d, added);
+        else plan.warnings.push(`${name}:${tag} left out: not every blob of it is in the store`);
+      }
+      for (const d of await this.store.revisions(name)) await this.#manifest(plan, name, d, false, `${name}@${d.toString()}`);
+      // Layer links of blobs no manifest names (a push in progress, a manual copy): carried along.
+      for (const d of await this.store.layers(name)) {
+        const info = await this.store.statBlob(d);
+        if (info && !plan.links.has(layoutPath({ kind: 'layer', name, digest: d }))) {
+          plan.blobs.set(d.toString(), info);
+          plan.link({ kind: 'layer', name, digest: d }, d);
+        }
+      }
+    }
+    return plan;
+  }
+
+  #image(plan: Plan, name: string, tag: string | undefined, d: Digest, added: { mediaType: string; platforms: Platform[] }): void {
+    if (tag !== undefined) {
+      plan.link({ kind: 'tag-index', name, tag, digest: d }, d);
+      plan.link({ kind: 'tag-current', name, tag }, d);
+    }
+    const entry: BundleManifest['images'][number] = { name, digest: d.toString(), mediaType: added.mediaType, platforms: added.platforms.map(formatPlatform) };
+    if (tag !== undefined) entry.tag = tag;
+    plan.images.push(entry);
+  }
+
+  /**
+   * Adds a manifest with what it needs: an image manifest with its config and layers (all of
+   * them, or nothing), an index with the children the store holds (a platform-filtered prefetch
+   * holds only some). Returns undefined when it cannot be included.
+   */
+  async #manifest(plan: Plan, name: string, d: Digest, required: boolean, label: string, depth = 0): Promise<{ mediaType: string; platforms: Platform[] } | undefined> {
+    if (!(await this.store.hasRevision(name, d))) {
+      if (required) throw new BundleError(`image ${label} is not in the store (no manifest ${d.toString()} in ${name})`);
+      return undefined;
+    }
+    const info = await this.store.statBlob(d);
+    const m = info && (await this.store.readManifestBlob(d));
+    if (!info || !m) {
+      if (required) throw new BundleError(`image ${label}: manifest ${d.toString()} is linked but its blob is missing; run \`airlock verify\``);
+      return undefined;
+    }
+    const parsed = parseManifest(m.bytes);
+    const platforms: Platform[] = [];
+    if (parsed.kind === 'index') {
+      if (depth > 3) return undefined;
+      let any = false;
+      for (const c of parsed.manifests) {
+        const child = await this.#manifest(plan, name, c.digest, false, label, depth + 1);
+        if (child) {
+          any = true;
+          if (c.platform) platforms.push(c.platform);
+        }
+      }
+      if (!any && parsed.manifests.length > 0) {
+        if (required) throw new BundleError(`image ${label}: none of the index's manifests is complete in the store; prefetch it first`);
+        return undefined;
+      }
+    } else {
+      const needed: Array<{ digest: Digest; size: number }> = [];
+      for (const b of blobDescriptors(parsed)) {
+        const bi = await this.store.statBlob(b.digest);
+        if (!bi) {
+          if (required && depth === 0) throw new BundleError(`image ${label} is incomplete in the store: blob ${b.digest.toString()} is missing; prefetch it first`);
+          return undefined;
+        }
+        needed.push(bi);
+      }
+      for (const b of needed) {
+        plan.blobs.set(b.digest.toString(), b);
+        // Written even where the store lacks it (a blob first pulled through another
+        // repository): registry:2 serves a blob only through its layer link.
+        plan.link({ kind: 'layer', name, digest: b.digest }, b.digest);
+      }
+    }
+    plan.blobs.set(d.toString(), info);
+    plan.link({ kind: 'revision', name, digest: d }, d);
+    return { mediaType: m.mediaType, platforms };
+  }
+}
+
+async function addEntry(pack: tar.Pack, name: string, body: Buffer): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    pack.entry({ name, size: body.length, mode: 0o644, mtime: new Date() }, body, (err) => (err ? reject(err) : resolve()));
+  });
+}

@@ -1,0 +1,302 @@
+/**
+ * Import: streams a bundle (bundle.ts) into the store, all or nothing.
+ *
+ * Every entry is checked while it streams: its path must be a file of the standard layout (or
+ * one of the two bundle files), a blob must be listed in the header with its size and hash to
+ * its digest, a link must hold a digest consistent with its path. Blobs are staged (temp files,
+ * fsynced) and nothing is published until the whole tar has been read, SHA256SUMS matches every
+ * entry, and every link and manifest reference is satisfied by the bundle or the store. Then
+ * blobs are committed before the links that name them, so even a crash mid-commit leaves no
+ * dangling link. On any failure the staged files are removed and the store is as it was.
+ */
+import { createReadStream } from 'node:fs';
+import tar from 'tar-stream';
+import type { Logger } from '../logging/logger.js';
+import { createHasher, Digest } from '../oci/digest.js';
+import { blobDescriptors, parseManifest } from '../oci/manifest.js';
+import type { StagedWrite } from '../storage/driver.js';
+import { parseLayoutPath, type LayoutFile } from '../storage/paths.js';
+import type { RegistryStore } from '../storage/registry-store.js';
+import { BUNDLE_JSON, BundleError, MAX_BUNDLE_JSON, SUMS, bundleId, parseBundleJson, type BundleManifest } from './bundle.js';
+
+export interface ImportReport {
+  id: string;
+  base: string | null;
+  blobsAdded: number;
+  bytesAdded: number;
+  blobsPresent: number;
+  manifests: number;
+  tagsAdded: number;
+  tagsMoved: number;
+  tagsUnchanged: number;
+  repositories: number;
+  ms: number;
+}
+
+type LinkFile = Exclude<LayoutFile, { kind: 'blob' }>;
+
+interface StagedBlob {
+  digest: Digest;
+  size: number;
+  /** Undefined when the store already held the blob (verified, not written again). */
+  staged?: StagedWrite;
+}
+
+const LINK_MAX = 256;
+const MAX_SUMS = 256 * 2 ** 20;
+const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
+
+export class Importer {
+  constructor(private readonly store: RegistryStore, private readonly opts: { maxManifestSize: number; onProgress?(done: number, total: number): void }, private readonly log: Logger) {}
+
+  async run(file: string): Promise<ImportReport> {
+    const started = Date.now();
+    const blobs = new Map<string, StagedBlob>();
+    const links = new Map<string, { file: LinkFile; target: Digest }>();
+    const sums = new Map<string, string>();
+    let header: BundleManifest | undefined;
+    let id = '';
+    let listed = new Map<string, number>();
+    let sumsFile: Map<string, string> | undefined;
+    let current: string | undefined;
+    let previous: string | undefined;
+    let done = 0;
+    let total = 0;
+
+    const extract = tar.extract();
+    const input = createReadStream(file, { highWaterMark: 1 << 20 });
+    input.on('error', (e) => extract.destroy(e));
+    input.pipe(extract);
+    try {
+      try {
+        for await (const entry of extract) {
+          const name = entry.header.name.replace(/^\.\//, '');
+          current = name;
+          if (entry.header.type === 'directory') {
+            entry.resume();
+            previous = name;
+            current = undefined;
+            continue;
+          }
+          if (entry.header.type !== 'file') throw new BundleError(`entry ${name}: a ${entry.header.type}, but a bundle holds only regular files`);
+          if (sumsFile) throw new BundleError(`entry ${name} follows ${SUMS}, which must be the last entry`);
+          const size = entry.header.size ?? 0;
+          if (!header) {
+            if (name !== BUNDLE_JSON) throw new BundleError(`${file} is not an airlock bundle: its first entry is ${name}, not ${BUNDLE_JSON}`);
+            if (size > MAX_BUNDLE_JSON) throw new BundleError(`entry ${name}: too large`);
+            const bytes = await readAll(entry, size);
+            header = parseBundleJson(bytes, file);
+            id = bundleId(bytes);
+            sums.set(name, createHasher('sha256').update(bytes).digest('hex'));
+            listed = new Map(header.blobs.map((b) => [b.digest, b.size]));
+            total = header.blobs.reduce((a, b) => a + b.size, 0);
+          } else if (name === SUMS) {
+            if (size > MAX_SUMS) throw new BundleError(`entry ${name}: too large`);
+            sumsFile = parseSums(await readAll(entry, size));
+          } else {
+            const f = parseLayoutPath(name);
+            if (!f) throw new BundleError(`entry ${name}: not a file of the registry layout`);
+            if (f.kind === 'blob') {
+              const key = f.digest.toString();
+              const expected = listed.get(key);
+              if (expected === undefined) throw new BundleError(`entry ${name}: blob ${key} is not listed in ${BUNDLE_JSON}`);
+              if (expected !== size) throw new BundleError(`entry ${name}: ${size} bytes, but ${BUNDLE_JSON} says ${expected}`);
+              if (blobs.has(key)) throw new BundleError(`entry ${name}: appears twice`);
+              const { staged, sha256 } = await this.#blob(entry, f.digest, size, name, (n) => {
+                done += n;
+                this.opts.onProgress?.(done, total);
+              });
+              blobs.set(key, { digest: f.digest, size, staged });
+              sums.set(name, sha256);
+            } else {
+              if (size > LINK_MAX) throw new BundleError(`entry ${name}: a link of ${size} bytes`);
+              const body = await readAll(entry, size);
+              const target = Digest.tryParse(body.toString('utf8').trim());
+              if (!target) throw new BundleError(`entry ${name}: does not hold a digest`);
+              if (f.kind !== 'tag-current' && !target.equals(f.digest)) throw new BundleError(`entry ${name}: names ${target.toString()}, not the digest in its path`);
+              links.set(name, { file: f, target });
+              sums.set(name, createHasher('sha256').update(body).digest('hex'));
+            }
+          }
+          previous = name;
+          current = undefined;
+        }
+      } catch (e) {
+        if (e instanceof BundleError) throw e;
+        const where = current ? `in entry ${current}` : previous ? `after entry ${previous}` : 'at its start';
+        throw new BundleError(`${file} is truncated or damaged ${where}: ${(e as Error).message}`, { cause: e });
+      }
+      if (!header) throw new BundleError(`${file} is empty: not an airlock bundle`);
+      if (!sumsFile) throw new BundleError(`${file} is truncated: ${SUMS} (its last entry) is missing${previous ? ` after entry ${previous}` : ''}`);
+      for (const [name, hex] of sumsFile) {
+        const got = sums.get(name);
+        if (got === undefined) throw new BundleError(`${file} is incomplete: entry ${name} listed in ${SUMS} is missing`);
+        if (got !== hex) throw new BundleError(`entry ${name}: does not match its ${SUMS} line`);
+      }
+      for (const name of sums.keys()) if (!sumsFile.has(name)) throw new BundleError(`entry ${name}: not listed in ${SUMS}`);
+      for (const b of header.blobs) if (!blobs.has(b.digest)) throw new BundleError(`${file} is incomplete: blob ${b.digest} listed in ${BUNDLE_JSON} is missing`);
+
+      const manifests = await this.#checkReferences(header, id, blobs, links);
+      const report = await this.#commit(blobs, links);
+      const result: ImportReport = { id, base: header.base?.id ?? null, ...report, manifests, ms: Date.now() - started };
+      this.log.info(result, 'bundle imported');
+      return result;
+    } catch (e) {
+      await Promise.all([...blobs.values()].map((b) => b.staged?.abort()));
+      throw e;
+    } finally {
+      input.destroy();
+      extract.destroy();
+    }
+  }
+
+  /** Hashes a blob entry; stages it unless the store already holds it. */
+  async #blob(entry: AsyncIterable<unknown>, d: Digest, size: number, name: string, progress: (n: number) => void): Promise<{ staged?: StagedWrite; sha256: string }> {
+    const present = await this.store.statBlob(d);
+    const staged = present?.size === size ? undefined : await this.store.stage();
+    const hash = createHasher(d.algorithm);
+    const sha256 = d.algorithm === 'sha256' ? undefined : createHasher('sha256');
+    try {
+      for await (const chunk of entry) {
+        const c = chunk as Buffer;
+        hash.update(c);
+        sha256?.update(c);
+        if (staged) await staged.write(c);
+        progress(c.length);
+      }
+      const hex = hash.digest('hex');
+      if (hex !== d.hex) throw new BundleError(`entry ${name}: content does not match its digest (it hashes to ${d.algorithm}:${hex})`);
+      if (staged) {
+        if (staged.bytesWritten !== size) throw new BundleError(`entry ${name}: ${staged.bytesWritten} bytes, expected ${size}`);
+        await staged.seal();
+      }
+      return { staged, sha256: sha256 ? sha256.digest('hex') : hex };
+    } catch (e) {
+      await staged?.abort();
+      throw e;
+    }
+  }
+
+  async #has(d: Digest, blobs: Map<string, StagedBlob>): Promise<boolean> {
+    return blobs.has(d.toString()) || (await this.store.statBlob(d)) !== undefined;
+  }
+
+  /**
+   * Every link names a blob the bundle or the store holds; every image manifest's config and
+   * layers are there and linked in its repository. An index may lack children (a platform-
+   * filtered prefetch). Returns the number of manifests.
+   */
+  async #checkReferences(header: BundleManifest, id: string, blobs: Map<string, StagedBlob>, links: Map<string, { file: LinkFile; target: Digest }>): Promise<number> {
+    const missingBase = (what: string) =>
+      new BundleError(header.base ? `${what} is neither in this bundle nor in the store: import its base bundle ${header.base.id} (created ${header.base.createdAt}) first` : `${what} is missing from the bundle (incomplete bundle ${id})`);
+    const layerLinks = new Set<string>();
+    const revisions = new Set<string>();
+    for (const { file } of links.values()) {
+      if (file.kind === 'layer') layerLinks.add(`${file.name}@${file.digest.toString()}`);
+      if (file.kind === 'revision') revisions.add(`${file.name}@${file.digest.toString()}`);
+    }
+    let manifests = 0;
+    for (const [path, { file, target }] of links) {
+      if (!(await this.#has(target, blobs))) throw missingBase(`blob ${target.toString()} named by entry ${path}`);
+      if (file.kind === 'tag-current' && !revisions.has(`${file.name}@${target.toString()}`) && !(await this.store.hasRevision(file.name, target))) {
+        throw missingBase(`manifest ${target.toString()} of tag ${file.name}:${file.tag}`);
+      }
+      if (file.kind !== 'revision') continue;
+      manifests++;
+      const bytes = await this.#readBlob(target, blobs);
+      let parsed;
+      try {
+        parsed = parseManifest(bytes);
+      } catch (e) {
+        throw new BundleError(`entry ${path}: blob ${target.toString()} is not a valid manifest: ${(e as Error).message}`);
+      }
+      if (parsed.kind === 'index') continue;
+      for (const b of blobDescriptors(parsed)) {
+        if (!(await this.#has(b.digest, blobs))) throw missingBase(`blob ${b.digest.toString()} of manifest ${file.name}@${target.toString()}`);
+        if (!layerLinks.has(`${file.name}@${b.digest.toString()}`) && !(await this.store.isBlobLinked(file.name, b.digest))) {
+          throw missingBase(`the link of blob ${b.digest.toString()} in ${file.name}`);
+        }
+      }
+    }
+    return manifests;
+  }
+
+  async #readBlob(d: Digest, blobs: Map<string, StagedBlob>): Promise<Buffer> {
+    const staged = blobs.get(d.toString())?.staged;
+    if (staged) {
+      const reader = await staged.openReader();
+      if (!reader) throw new BundleError(`staged blob ${d.toString()} vanished`);
+      try {
+        const size = staged.bytesWritten;
+        if (size > this.opts.maxManifestSize) throw new BundleError(`manifest ${d.toString()} is ${size} bytes, more than http.maxManifestSize`);
+        const buf = Buffer.alloc(size);
+        let off = 0;
+        while (off < size) {
+          const n = await reader.read(buf.subarray(off), off);
+          if (n === 0) break;
+          off += n;
+        }
+        return buf.subarray(0, off);
+      } finally {
+        await reader.close();
+      }
+    }
+    const m = await this.store.readManifestBlob(d);
+    if (!m) throw new BundleError(`manifest ${d.toString()} vanished from the store`);
+    return m.bytes;
+  }
+
+  async #commit(blobs: Map<string, StagedBlob>, links: Map<string, { file: LinkFile; target: Digest }>): Promise<Omit<ImportReport, 'id' | 'base' | 'manifests' | 'ms'>> {
+    let blobsAdded = 0;
+    let bytesAdded = 0;
+    let blobsPresent = 0;
+    for (const b of blobs.values()) {
+      if (!b.staged) {
+        blobsPresent++;
+        continue;
+      }
+      await this.store.commitBlob(b.staged, b.digest);
+      blobsAdded++;
+      bytesAdded += b.size;
+    }
+    let tagsAdded = 0;
+    let tagsMoved = 0;
+    let tagsUnchanged = 0;
+    const repositories = new Set<string>();
+    const ordered = [...links.values()].sort((a, b) => LINK_ORDER[a.file.kind] - LINK_ORDER[b.file.kind]);
+    for (const { file, target } of ordered) {
+      repositories.add(file.name);
+      if (file.kind === 'tag-current') {
+        const before = await this.store.resolveTag(file.name, file.tag).catch(() => undefined);
+        if (!before) tagsAdded++;
+        else if (before.equals(target)) tagsUnchanged++;
+        else tagsMoved++;
+        if (before?.equals(target)) continue;
+      }
+      await this.store.writeLayoutLink(file, target);
+    }
+    return { blobsAdded, bytesAdded, blobsPresent, tagsAdded, tagsMoved, tagsUnchanged, repositories: repositories.size };
+  }
+}
+
+async function readAll(entry: AsyncIterable<unknown>, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of entry) {
+    chunks.push(c as Buffer);
+    n += (c as Buffer).length;
+    if (n > size) break;
+  }
+  return Buffer.concat(chunks);
+}
+
+function parseSums(bytes: Buffer): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of bytes.toString('utf8').split('\n')) {
+    if (!line) continue;
+    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (!m) throw new BundleError(`${SUMS}: malformed line ${JSON.stringify(line.slice(0, 100))}`);
+    out.set((m[2] as string).replace(/^\.\//, ''), m[1] as string);
+  }
+  return out;
+}
