@@ -56,6 +56,27 @@ describe('parseConfig', () => {
   });
 });
 
+describe('prefetch keys', () => {
+  it('reads the contract: schedule, concurrency, platforms, references and pattern entries', () => {
+    const c = parseConfig(
+      'prefetch:\n  schedule: 6h\n  concurrency: 4\n  platforms: [linux/amd64, linux/arm64/v8]\n  images:\n    - alpine:3.20\n    - quay.io/x/y@sha256:' + 'a'.repeat(64) + '\n    - name: library/nginx\n      tags: ["1.27.*", ">=1.26 <2"]\n      newest: 5\n',
+      base,
+    );
+    expect(c.prefetch.schedule).toBe(6 * 3_600_000);
+    expect(c.prefetch.platforms).toEqual(['linux/amd64', 'linux/arm64/v8']);
+    expect(c.prefetch.images).toHaveLength(3);
+    expect(parseConfig('', base).prefetch).toEqual({ concurrency: 4, images: [] });
+  });
+
+  it('refuses bad references, platforms, names with tags and broken ranges, naming the key', () => {
+    expect(() => parseConfig('prefetch:\n  images: ["Bad Ref"]\n', base)).toThrow(/prefetch\.images\.0: .*image reference/);
+    expect(() => parseConfig('prefetch:\n  platforms: [amd64]\n', base)).toThrow(/prefetch\.platforms\.0: expected a platform/);
+    expect(() => parseConfig('prefetch:\n  images:\n    - name: nginx:1.27\n', base)).toThrow(/prefetch\.images\.0/);
+    expect(() => parseConfig('prefetch:\n  images:\n    - name: nginx\n      tags: [">=banana"]\n', base)).toThrow(/prefetch\.images\.0\.tags: ">=banana" is not a valid semver range/);
+    expect(() => parseConfig('prefetch:\n  concurrency: 0\n', base)).toThrow(/prefetch\.concurrency/);
+  });
+});
+
 describe('durations, sizes, listen', () => {
   it('parses durations', () => {
     expect(parseDuration('5m')).toBe(300_000);
