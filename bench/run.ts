@@ -4,7 +4,9 @@
  * Everything runs against the same upstream: Distribution with token auth behind a byte-counting
  * proxy (test/helpers/upstream.ts). The peer is Distribution in proxy mode (`proxy: remoteurl`)
  * for the pull-through cases, and Distribution serving the same directory for the plain-registry
- * cases. Each case runs ≥3 times (cold stores for cold cases), alternating who goes first, and
+ * cases. The offline-shipping cases name another peer: `skopeo sync` of the same image list for
+ * `airlock prefetch`, and tar plus sha256sum over the same bytes for `freeze` and `import`.
+ * Each case runs ≥3 times (cold stores for cold cases), alternating who goes first, and
  * reports min/median/max and airlock ÷ Distribution of the medians. It asserts nothing.
  *
  *   npm run bench              full run (≈10–15 min on 2 cores)
@@ -40,7 +42,7 @@ const S = smoke
   : { big: 512 * MiB, concurrentImage: 64 * MiB, small: 50, smallSize: 32 * 1024, reps: 3, loadSeconds: 5, connections: 32, concurrency: 16 };
 
 interface Stats { min: number; median: number; max: number; runs: number[] }
-interface CaseResult { case: string; unit: string; better: 'higher' | 'lower'; airlock: Stats; distribution: Stats; ratio: number; target?: string; note?: string }
+interface CaseResult { case: string; unit: string; better: 'higher' | 'lower'; airlock: Stats; distribution: Stats; ratio: number; target?: string; note?: string; peer?: string }
 interface Extra { case: string; value: string; target?: string }
 
 function stats(runs: number[]): Stats {
@@ -172,6 +174,99 @@ async function both(name: string, unit: string, better: 'higher' | 'lower', targ
   console.error(`bench: ${name}: airlock ${a.median.toFixed(3)} ${unit}, distribution ${d.median.toFixed(3)} ${unit}, ratio ${(a.median / d.median).toFixed(2)}`);
 }
 
+/** A case against another tool than Distribution (skopeo sync, tar + sha256sum): `peer` names it. */
+async function against(name: string, peer: string, unit: string, better: 'higher' | 'lower', target: string, fn: (who: 'airlock' | 'peer', rep: number) => Promise<number>): Promise<void> {
+  if (only && !name.includes(only)) return;
+  await settle();
+  const runs: Record<'airlock' | 'peer', number[]> = { airlock: [], peer: [] };
+  for (let i = 0; i < S.reps; i++) {
+    for (const who of i % 2 ? (['airlock', 'peer'] as const) : (['peer', 'airlock'] as const)) runs[who].push(await fn(who, i));
+  }
+  const a = stats(runs.airlock);
+  const d = stats(runs.peer);
+  results.push({ case: name, unit, better, airlock: a, distribution: d, ratio: a.median / d.median, target, peer });
+  console.error(`bench: ${name}: airlock ${a.median.toFixed(3)} ${unit}, ${peer} ${d.median.toFixed(3)} ${unit}, ratio ${(a.median / d.median).toFixed(2)}`);
+}
+
+const sh = promisify(execFile);
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+async function airlockCli(args: string[]): Promise<void> {
+  await sh(process.execPath, [path.join(repoRoot, 'dist/cli/main.js'), ...args], { maxBuffer: 64 << 20, timeout: 1_800_000 });
+}
+
+/**
+ * Offline shipping: `airlock prefetch` against `skopeo sync` of the same list from the same
+ * upstream; `airlock freeze` / `airlock import` against tar plus sha256sum over the same bytes
+ * (both sides end with their output on disk: airlock fsyncs, the peer runs sync).
+ */
+async function offlineCases(up: TestUpstream, images: Array<{ repo: string; tag: string }>, bytes: number): Promise<void> {
+  const concurrency = 4;
+  const creds = { user: READER.user, password: READER.password };
+  const cfgFor = async (root: string) => {
+    const f = path.join(work, `prefetch-${pullN++}.yml`);
+    const list = images.map((i) => `    - ${i.repo}:${i.tag}`).join('\n');
+    await writeFile(f, [`storage:\n  root: ${root}`, 'log:\n  level: warn', 'upstreams:', '  docker.io:', `    url: ${up.proxy.url}`, `    username: ${creds.user}`, `    password: ${creds.password}`, 'prefetch:', `  concurrency: ${concurrency}`, '  images:', list].join('\n') + '\n');
+    return f;
+  };
+  const syncYaml = path.join(work, 'sync.yml');
+  const byRepo = new Map<string, string[]>();
+  for (const i of images) byRepo.set(i.repo, [...(byRepo.get(i.repo) ?? []), i.tag]);
+  await writeFile(syncYaml, [`${up.proxy.host}:`, '  tls-verify: false', '  credentials:', `    username: ${creds.user}`, `    password: ${creds.password}`, '  images:', ...[...byRepo].map(([r, t]) => `    ${r}: [${t.join(', ')}]`)].join('\n') + '\n');
+  const mb = bytes / 1e6;
+  let kept = '';
+  await against(`prefetch ${images.length} images (${(bytes / MiB).toFixed(0)} MiB), cold`, 'skopeo sync', 's', 'lower', '≤ 1.0', async (who) => {
+    const dest = await mkdtemp(path.join(work, `prefetch-${who}-`));
+    try {
+      if (who === 'airlock') {
+        const cfg = await cfgFor(dest);
+        const t = await timed(() => airlockCli(['prefetch', '--config', cfg]));
+        if (!kept) {
+          kept = await mkdtemp(path.join(work, 'frozen-src-'));
+          await rm(kept, { recursive: true });
+          await sh('mv', [dest, kept]);
+        }
+        return t;
+      }
+      return await timed(() => sh('skopeo', ['sync', '--all', '--preserve-digests', '--retry-times=0', '--src', 'yaml', '--dest', 'dir', '--scoped', syncYaml, dest], { maxBuffer: 64 << 20, timeout: 1_800_000 }));
+    } finally {
+      await rm(dest, { recursive: true, force: true });
+    }
+  });
+  if (!kept) return;
+  const srcCfg = await cfgFor(kept);
+  await against(`freeze (${(bytes / MiB).toFixed(0)} MiB store to a bundle)`, 'tar + sha256sum', 'MB/s', 'higher', '≥ 0.9', async (who) => {
+    const out = path.join(work, `bundle-${who}.tar`);
+    try {
+      if (who === 'airlock') return mb / (await timed(() => airlockCli(['freeze', '--config', srcCfg, '--out', out])));
+      return mb / (await timed(() => sh('bash', ['-c', `set -e; cd "${kept}"; find docker -type f -print0 | xargs -0 sha256sum > SHA256SUMS; tar -cf "${out}" docker SHA256SUMS; sync "${out}"`])));
+    } finally {
+      await rm(out, { force: true });
+    }
+  });
+  const bundle = path.join(work, 'bundle-import.tar');
+  await airlockCli(['freeze', '--config', srcCfg, '--out', bundle]);
+  await against(`import (${(bytes / MiB).toFixed(0)} MiB bundle into an empty store)`, 'tar + sha256sum', 'MB/s', 'higher', '≥ 0.9', async (who) => {
+    const dest = await mkdtemp(path.join(work, `import-${who}-`));
+    try {
+      if (who === 'airlock') {
+        const cfg = path.join(work, `import-${pullN++}.yml`);
+        await writeFile(cfg, `storage:\n  root: ${dest}\nlog:\n  level: warn\n`);
+        return mb / (await timed(() => airlockCli(['import', '--config', cfg, bundle])));
+      }
+      return mb / (await timed(() => sh('bash', ['-c', `set -e; tar -xf "${bundle}" -C "${dest}"; cd "${dest}"; sha256sum -c --quiet SHA256SUMS; sync -f .`])));
+    } finally {
+      await rm(dest, { recursive: true, force: true });
+    }
+  });
+  await rm(bundle, { force: true });
+  await rm(kept, { recursive: true, force: true });
+}
+
 async function coldMirror<T>(who: 'airlock' | 'distribution', up: TestUpstream, fn: (m: Mirror) => Promise<T>): Promise<T> {
   const root = await mkdtemp(path.join(work, `${who}-`));
   const m = await starters[who](root, up);
@@ -281,6 +376,10 @@ async function main(): Promise<void> {
       await plain.distribution.stop();
     }
 
+    // ---- offline shipping ----------------------------------------------------------------------
+    const offlineImages = [{ repo: 'bench/big', tag: 'v1' }, { repo: 'bench/conc', tag: 'v1' }, { repo: 'bench/small', tag: 'v1' }, { repo: 'bench/multi', tag: 'v1' }];
+    await offlineCases(up, offlineImages, layerBytes(big) + layerBytes(conc) + layerBytes(small) + layerBytes(multi));
+
     const machine = { nproc: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, cpu: os.cpus()[0]?.model, quick };
     const report = { createdAt: new Date().toISOString(), machine, sizes: S, results, extras };
     await mkdir(resultsDir, { recursive: true });
@@ -300,11 +399,11 @@ function renderMarkdown(r: { createdAt: string; machine: Record<string, unknown>
   return [
     `# airlock bench (${r.machine.quick ? 'quick' : 'full'}), ${r.createdAt}`,
     '',
-    `Machine: ${r.machine.nproc} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.machine.cpu ?? ''}. Peer: Distribution (docker-registry 2.8) in proxy mode for pull-through cases, plain for the plain-registry cases; same upstream (Distribution with token auth behind a byte-counting proxy), same run.`,
+    `Machine: ${r.machine.nproc} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.machine.cpu ?? ''}. Peer: Distribution (docker-registry 2.8) in proxy mode for pull-through cases, plain for the plain-registry cases; same upstream (Distribution with token auth behind a byte-counting proxy), same run. Offline-shipping cases name their peer: skopeo sync (no concurrency option in 1.9: images one after another, up to 6 layers at once; airlock prefetch runs with concurrency 4), and tar plus sha256sum (both sides end with their output synced to disk).`,
     '',
-    '| case | unit | airlock min / median / max | Distribution min / median / max | airlock ÷ Distribution | target |',
+    '| case | unit | airlock min / median / max | peer (Distribution unless named) min / median / max | airlock ÷ peer | target |',
     '| --- | --- | --- | --- | --- | --- |',
-    ...r.results.map((c) => `| ${c.case} | ${c.unit} (${c.better} is better) | ${s(c.airlock)} | ${s(c.distribution)} | **${c.ratio.toFixed(2)}** | ${c.target ?? ''} |`),
+    ...r.results.map((c) => `| ${c.case} | ${c.unit} (${c.better} is better) | ${s(c.airlock)} | ${c.peer ? `${c.peer}: ` : ''}${s(c.distribution)} | **${c.ratio.toFixed(2)}** | ${c.target ?? ''} |`),
     '',
     '| measure | value | target |',
     '| --- | --- | --- |',

@@ -18,14 +18,16 @@ it('npm run bench -- --smoke measures every case for both mirrors and writes its
       maxBuffer: 16 << 20,
     });
     const report = JSON.parse(await readFile(path.join(out, 'latest.json'), 'utf8')) as { results: Array<{ case: string; airlock: { median: number }; distribution: { median: number }; ratio: number }>; extras: unknown[] };
-    expect(report.results.length).toBeGreaterThanOrEqual(10);
+    expect(report.results.length).toBeGreaterThanOrEqual(13);
+    for (const name of ['prefetch', 'freeze', 'import']) expect(report.results.some((r) => r.case.startsWith(name)), name).toBe(true);
     for (const r of report.results) {
       expect(r.airlock.median, r.case).toBeGreaterThan(0);
       expect(r.distribution.median, r.case).toBeGreaterThan(0);
       expect(Number.isFinite(r.ratio), r.case).toBe(true);
     }
     const md = await readFile(path.join(out, 'latest.md'), 'utf8');
-    expect(md).toContain('airlock ÷ Distribution');
+    expect(md).toContain('airlock ÷ peer');
+    expect(md).toContain('skopeo sync: ');
     expect(md).toMatch(/upstream blob bytes ÷ image size \| airlock 1\.00/);
   } finally {
     await rm(out, { recursive: true, force: true });
