@@ -68,6 +68,8 @@ class Plan {
 const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
 
 export class Freezer {
+  #failed: Promise<never> = new Promise<never>(() => undefined);
+
   constructor(private readonly store: RegistryStore, private readonly log: Logger) {}
 
   async run(opts: FreezeOptions): Promise<FreezeReport> {
@@ -95,10 +97,14 @@ export class Freezer {
     const file = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
     pack.pipe(file);
     const written = finished(file);
+    // A write error (disk full) must end the freeze, not leave it waiting for a drain.
+    const failed = new Promise<never>((_, reject) => file.once('error', reject));
+    failed.catch(() => undefined);
+    this.#failed = failed;
     const sums: string[] = [];
     let done = 0;
     try {
-      await addEntry(pack, BUNDLE_JSON, json);
+      await Promise.race([addEntry(pack, BUNDLE_JSON, json), failed]);
       sums.push(`${createHasher('sha256').update(json).digest('hex')}  ${BUNDLE_JSON}`);
       for (const b of blobs) {
         const name = layoutPath({ kind: 'blob', digest: b.digest });
@@ -110,12 +116,12 @@ export class Freezer {
       }
       for (const [name, l] of links) {
         const body = Buffer.from(l.target.toString());
-        await addEntry(pack, name, body);
+        await Promise.race([addEntry(pack, name, body), failed]);
         sums.push(`${createHasher('sha256').update(body).digest('hex')}  ${name}`);
       }
-      await addEntry(pack, SUMS, Buffer.from(sums.join('\n') + '\n'));
+      await Promise.race([addEntry(pack, SUMS, Buffer.from(sums.join('\n') + '\n')), failed]);
       pack.finalize();
-      await written;
+      await Promise.race([written, failed]);
       const fh = await open(tmp, 'r+');
       try {
         await fh.datasync();
@@ -154,7 +160,7 @@ export class Freezer {
         if (n > size) break;
         hash.update(c);
         sha256?.update(c);
-        if (!entry.write(c)) await once(entry, 'drain');
+        if (!entry.write(c)) await Promise.race([once(entry, 'drain'), this.#failed]);
         progress(c.length);
       }
     } finally {
@@ -166,7 +172,7 @@ export class Freezer {
       throw new BundleError(`blob ${d.toString()} in the store is corrupt (${n !== size ? `${n} bytes, expected ${size}` : `content hashes to ${d.algorithm}:${hex}`}); run \`airlock verify --repair\` and prefetch it again`);
     }
     (entry as unknown as { end(): void }).end();
-    await entryDone;
+    await Promise.race([entryDone, this.#failed]);
     return sha256 ? sha256.digest('hex') : hex;
   }
 

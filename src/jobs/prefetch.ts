@@ -174,20 +174,16 @@ export class Prefetcher {
     let p = this.#blobs.get(key);
     if (!p) {
       p = this.#limit(async () => {
-        const res = await this.registry.getBlob(target, b.digest);
-        if (res.cache === 'hit') return { fetched: false, bytes: 0 };
-        this.#progress.bytesPlanned += res.size;
+        // Counted as planned from the manifest's size until it turns out to be present.
+        this.#progress.bytesPlanned += b.size;
+        // Waits for the fill's commit without reading the bytes back: nothing is served.
+        const r = await this.registry.fetchBlob(target, b.digest, (n) => {
+          this.#progress.bytes += n;
+          this.#emit();
+        });
+        if (!r.fetched) this.#progress.bytesPlanned -= b.size;
         this.#emit();
-        const stream = await res.open();
-        let n = 0;
-        // Reading the fill to its end is what waits for its verification and commit.
-        for await (const chunk of stream) {
-          n += (chunk as Buffer).length;
-          this.#progress.bytes += (chunk as Buffer).length;
-        }
-        if (n !== res.size) throw new Error(`blob ${b.digest.toString()}: got ${n} of ${res.size} bytes`);
-        this.#emit();
-        return { fetched: true, bytes: n };
+        return { fetched: r.fetched, bytes: r.fetched ? r.size : 0 };
       });
       this.#blobs.set(key, p);
     }

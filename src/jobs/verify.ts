@@ -11,7 +11,6 @@
  * (and the dangling and unreadable ones), so the store serves only what it can serve whole; the
  * next pull fetches the removed content again.
  */
-import pLimit from 'p-limit';
 import type { Logger } from '../logging/logger.js';
 import { createHasher, Digest } from '../oci/digest.js';
 import { blobDescriptors, parseManifest } from '../oci/manifest.js';
@@ -61,24 +60,25 @@ export class Verifier {
     const started = Date.now();
     const report: VerifyReport = { blobs: 0, bytes: 0, repositories: 0, links: 0, manifests: 0, incomplete: [], problems: [], quarantined: [], ms: 0 };
     const corrupt = new Set<string>();
-    const limit = pLimit(this.opts.concurrency ?? 2);
-    const checks: Array<Promise<void>> = [];
-    for await (const d of this.store.blobs()) {
-      checks.push(
-        limit(async () => {
-          const r = await this.#hash(d);
-          if (!r) return;
-          report.blobs++;
-          report.bytes += r.size;
-          this.opts.onProgress?.(report.blobs, report.bytes);
-          if (r.hex !== d.hex) {
-            corrupt.add(d.toString());
-            report.problems.push({ kind: 'corrupt-blob', item: d.toString(), detail: `content hashes to ${d.algorithm}:${r.hex}` });
-          }
-        }),
-      );
-    }
-    await Promise.all(checks);
+    // A few workers pulling from one walk of blobs/: bounded memory whatever the store's size.
+    const walk = this.store.blobs();
+    const worker = async () => {
+      for (;;) {
+        const next = await walk.next();
+        if (next.done) return;
+        const d = next.value;
+        const r = await this.#hash(d);
+        if (!r) continue;
+        report.blobs++;
+        report.bytes += r.size;
+        this.opts.onProgress?.(report.blobs, report.bytes);
+        if (r.hex !== d.hex) {
+          corrupt.add(d.toString());
+          report.problems.push({ kind: 'corrupt-blob', item: d.toString(), detail: `content hashes to ${d.algorithm}:${r.hex}` });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.opts.concurrency ?? 2 }, worker));
 
     const bad: Array<{ file: LinkFile; why: VerifyProblem }> = [];
     const missing = async (d: Digest) => corrupt.has(d.toString()) || (await this.store.statBlob(d)) === undefined;

@@ -201,6 +201,47 @@ export class MirrorRegistry implements Registry {
     return { digest, size: fill.size, cache: 'miss', rangeable: false, open: async (range) => fill.follow(range?.start, range?.end) };
   }
 
+  /**
+   * Makes sure a blob of the target is in the store, without serving it (prefetch): present
+   * blobs cost nothing (or a HEAD when held for another repository); a missing one joins or
+   * starts the fill and waits for its commit. `onBytes` reports progress.
+   */
+  async fetchBlob(target: Target, digest: Digest, onBytes?: (n: number) => void): Promise<{ fetched: boolean; size: number }> {
+    const route = await this.#route(target);
+    const [info, linked] = await Promise.all([this.store.statBlob(digest), this.store.isBlobLinked(route.storeName, digest)]);
+    if (info && linked) return { fetched: false, size: info.size };
+    const upstream = route.upstream;
+    if (!upstream) {
+      if (route.refusal && !info) throw refusedError(route.refusal);
+      throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+    }
+    if (info) {
+      const size = await upstream.headBlob(route.upstreamRepository, digest.toString());
+      if (size === undefined) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+      await this.store.linkBlob(route.storeName, digest);
+      return { fetched: false, size: info.size };
+    }
+    const fill = await this.#join(route, upstream, digest);
+    let seen = 0;
+    const progress = () => {
+      const now = fill.readable;
+      if (now > seen) {
+        onBytes?.(now - seen);
+        seen = now;
+      }
+    };
+    fill.on('progress', progress);
+    try {
+      await fill.done;
+    } finally {
+      fill.off('progress', progress);
+    }
+    const stored = await this.store.statBlob(digest);
+    if (!stored) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+    if (stored.size > seen) onBytes?.(stored.size - seen);
+    return { fetched: true, size: stored.size };
+  }
+
   #local(digest: Digest, size: number): BlobResponse {
     this.events.onBlob?.('hit');
     return {
