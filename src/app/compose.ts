@@ -4,7 +4,6 @@
 import { access, constants, mkdir, readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
-import { buildApp } from '../http/app.js';
 import type { Logger } from '../logging/logger.js';
 import { Prefetcher, schedulePrefetch, type PrefetchProgress, type PrefetchReport } from '../jobs/prefetch.js';
 import { MirrorRegistry } from '../mirror/mirror-registry.js';
@@ -64,6 +63,8 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
     { tagTTL: config.cache.tagTTL, maxManifestSize: config.http.maxManifestSize, defaultPageSize: config.http.maxPageEntries, maxResumes: config.cache.maxResumes },
     logger,
   );
+  // Loaded here, not at the top: jobs that only need the registry skip the HTTP stack's modules.
+  const { buildApp } = await import('../http/app.js');
   const app = buildApp({ registry, logger, maxPageEntries: config.http.maxPageEntries, bodyLimit: config.http.maxManifestSize });
   const prefetch = (images?: readonly string[], onProgress?: (p: PrefetchProgress) => void) =>
     new Prefetcher(registry, { ...Prefetcher.options(config.prefetch, config.defaultUpstream), onProgress }, logger.child({ job: 'prefetch' })).run(images ?? config.prefetch.images);

@@ -7,9 +7,6 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.js';
 import { BundleError } from '../jobs/bundle.js';
-import { freeze, importBundle, verify } from './bundle-commands.js';
-import { prefetch } from './prefetch.js';
-import { serve } from './serve.js';
 
 import { UsageError } from './usage-error.js';
 
@@ -70,17 +67,17 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       if (rest.length) throw new UsageError(`serve takes no arguments, got "${rest.join(' ')}"`);
-      return serve({ configFile: values.config ?? 'mirror.yml' });
+      return (await import('./serve.js')).serve({ configFile: values.config ?? 'mirror.yml' });
     case 'prefetch':
-      return prefetch({ configFile: values.config ?? 'mirror.yml', images: rest });
+      return (await import('./prefetch.js')).prefetch({ configFile: values.config ?? 'mirror.yml', images: rest });
     case 'freeze':
-      return freeze({ configFile: values.config ?? 'mirror.yml', out: values.out, since: values.since, images: rest, version: version() });
+      return (await import('./bundle-commands.js')).freeze({ configFile: values.config ?? 'mirror.yml', out: values.out, since: values.since, images: rest, version: version() });
     case 'import':
       if (rest.length > 1) throw new UsageError(`import takes one bundle, got ${rest.length}`);
-      return importBundle({ configFile: values.config ?? 'mirror.yml', file: rest[0] });
+      return (await import('./bundle-commands.js')).importBundle({ configFile: values.config ?? 'mirror.yml', file: rest[0] });
     case 'verify':
       if (rest.length) throw new UsageError(`verify takes no arguments, got "${rest.join(' ')}"`);
-      return verify({ configFile: values.config ?? 'mirror.yml', repair: values.repair === true });
+      return (await import('./bundle-commands.js')).verify({ configFile: values.config ?? 'mirror.yml', repair: values.repair === true });
     case undefined:
       process.stderr.write(HELP);
       return 2;
@@ -89,6 +86,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Commands are loaded when run: `airlock prefetch` and friends do not pay for the HTTP server's
+// modules, nor `--version` for any.
 const debug = process.argv.includes('--debug');
 main(process.argv.slice(2)).then(
   (code) => {
