@@ -162,20 +162,11 @@ const results: CaseResult[] = [];
 const extras: Extra[] = [];
 
 async function both(name: string, unit: string, better: 'higher' | 'lower', target: string, fn: (who: 'airlock' | 'distribution', rep: number) => Promise<number>): Promise<void> {
-  if (only && !name.includes(only)) return;
-  await settle();
-  const runs: Record<'airlock' | 'distribution', number[]> = { airlock: [], distribution: [] };
-  for (let i = 0; i < S.reps; i++) {
-    for (const who of i % 2 ? (['airlock', 'distribution'] as const) : (['distribution', 'airlock'] as const)) runs[who].push(await fn(who, i));
-  }
-  const a = stats(runs.airlock);
-  const d = stats(runs.distribution);
-  results.push({ case: name, unit, better, airlock: a, distribution: d, ratio: a.median / d.median, target });
-  console.error(`bench: ${name}: airlock ${a.median.toFixed(3)} ${unit}, distribution ${d.median.toFixed(3)} ${unit}, ratio ${(a.median / d.median).toFixed(2)}`);
+  await against(name, undefined, unit, better, target, (who, rep) => fn(who === 'peer' ? 'distribution' : 'airlock', rep));
 }
 
-/** A case against another tool than Distribution (skopeo sync, tar + sha256sum): `peer` names it. */
-async function against(name: string, peer: string, unit: string, better: 'higher' | 'lower', target: string, fn: (who: 'airlock' | 'peer', rep: number) => Promise<number>): Promise<void> {
+/** Runs a case S.reps times for airlock and its peer (Distribution unless `peer` names another tool), alternating who goes first. */
+async function against(name: string, peer: string | undefined, unit: string, better: 'higher' | 'lower', target: string, fn: (who: 'airlock' | 'peer', rep: number) => Promise<number>): Promise<void> {
   if (only && !name.includes(only)) return;
   await settle();
   const runs: Record<'airlock' | 'peer', number[]> = { airlock: [], peer: [] };
@@ -184,8 +175,8 @@ async function against(name: string, peer: string, unit: string, better: 'higher
   }
   const a = stats(runs.airlock);
   const d = stats(runs.peer);
-  results.push({ case: name, unit, better, airlock: a, distribution: d, ratio: a.median / d.median, target, peer });
-  console.error(`bench: ${name}: airlock ${a.median.toFixed(3)} ${unit}, ${peer} ${d.median.toFixed(3)} ${unit}, ratio ${(a.median / d.median).toFixed(2)}`);
+  results.push({ case: name, unit, better, airlock: a, distribution: d, ratio: a.median / d.median, target, ...(peer ? { peer } : {}) });
+  console.error(`bench: ${name}: airlock ${a.median.toFixed(3)} ${unit}, ${peer ?? 'distribution'} ${d.median.toFixed(3)} ${unit}, ratio ${(a.median / d.median).toFixed(2)}`);
 }
 
 const sh = promisify(execFile);

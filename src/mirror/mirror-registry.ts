@@ -166,23 +166,33 @@ export class MirrorRegistry implements Registry {
 
   // ---- blobs --------------------------------------------------------------------------------
 
-  async getBlob(target: Target, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse> {
+  /**
+   * A blob held for the target's repository (its size), or the upstream to fill it from. Bytes
+   * held for another repository count once the upstream confirms, with a HEAD and no transfer,
+   * that this repository has the blob too.
+   */
+  async #findBlob(target: Target, digest: Digest): Promise<{ size: number } | { route: UpstreamRoute; upstream: UpstreamClient }> {
     const route = await this.#route(target);
     const [info, linked] = await Promise.all([this.store.statBlob(digest), this.store.isBlobLinked(route.storeName, digest)]);
     const upstream = route.upstream;
-    if (info && linked) return this.#local(digest, info.size);
+    if (info && linked) return { size: info.size };
     if (!upstream) {
       if (route.refusal && !info) throw refusedError(route.refusal);
       throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
     }
     if (info) {
-      // We hold the bytes for another repository: serve them once the upstream confirms that
-      // this repository has the blob too (a HEAD, no transfer).
       const size = await upstream.headBlob(route.upstreamRepository, digest.toString());
       if (size === undefined) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
       await this.store.linkBlob(route.storeName, digest);
-      return this.#local(digest, info.size);
+      return { size: info.size };
     }
+    return { route, upstream };
+  }
+
+  async getBlob(target: Target, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse> {
+    const found = await this.#findBlob(target, digest);
+    if ('size' in found) return this.#local(digest, found.size);
+    const { route, upstream } = found;
     if (opts?.head) {
       const size = await upstream.headBlob(route.upstreamRepository, digest.toString());
       if (size === undefined) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
@@ -207,20 +217,9 @@ export class MirrorRegistry implements Registry {
    * starts the fill and waits for its commit. `onBytes` reports progress.
    */
   async fetchBlob(target: Target, digest: Digest, onBytes?: (n: number) => void): Promise<{ fetched: boolean; size: number }> {
-    const route = await this.#route(target);
-    const [info, linked] = await Promise.all([this.store.statBlob(digest), this.store.isBlobLinked(route.storeName, digest)]);
-    if (info && linked) return { fetched: false, size: info.size };
-    const upstream = route.upstream;
-    if (!upstream) {
-      if (route.refusal && !info) throw refusedError(route.refusal);
-      throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
-    }
-    if (info) {
-      const size = await upstream.headBlob(route.upstreamRepository, digest.toString());
-      if (size === undefined) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
-      await this.store.linkBlob(route.storeName, digest);
-      return { fetched: false, size: info.size };
-    }
+    const found = await this.#findBlob(target, digest);
+    if ('size' in found) return { fetched: false, size: found.size };
+    const { route, upstream } = found;
     const fill = await this.#join(route, upstream, digest);
     let seen = 0;
     const progress = () => {

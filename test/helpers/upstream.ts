@@ -231,3 +231,8 @@ export async function startTestUpstream(opts: { privateRepositories?: string[]; 
     },
   };
 }
+
+/** The `upstreams:` block of a mirror.yml: docker.io (with the reader's login) and ghcr.io, both served by `up`. */
+export function mirrorUpstreams(up: TestUpstream): string {
+  return ['upstreams:', '  docker.io:', `    url: ${up.proxy.url}`, `    username: ${READER.user}`, `    password: ${READER.password}`, '  ghcr.io:', `    url: ${up.proxy.url}`].join('\n');
+}

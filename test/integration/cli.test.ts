@@ -2,17 +2,17 @@
  * The airlock command as an operator meets it: `serve` starts on the configured port and stops
  * cleanly on SIGTERM; bad input is one line and a non-zero exit.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AIRLOCK_BIN, runAirlock } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
 
-const BIN = path.resolve('dist/cli/main.js');
+const BIN = AIRLOCK_BIN;
 let work: string;
 
 beforeAll(async () => {
@@ -22,15 +22,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function airlock(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const airlock = (args: string[]) => runAirlock(args);
 
 async function config(name: string, text: string): Promise<string> {
   const f = path.join(work, name);

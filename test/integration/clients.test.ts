@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
 import { generateImage, generateIndex, type GeneratedImage } from '../helpers/images.js';
-import { READER, startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { mirrorUpstreams, startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const run = promisify(execFile);
 let work: string;
@@ -32,13 +32,7 @@ beforeAll(async () => {
     [
       `storage:\n  root: ${path.join(work, 'store')}`,
       'log:\n  level: info',
-      'upstreams:',
-      '  docker.io:',
-      `    url: ${up.proxy.url}`,
-      `    username: ${READER.user}`,
-      `    password: ${READER.password}`,
-      '  ghcr.io:',
-      `    url: ${up.proxy.url}`,
+      mirrorUpstreams(up),
     ].join('\n'),
   );
 }, 300_000);

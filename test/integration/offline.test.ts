@@ -14,27 +14,19 @@ import { promisify } from 'node:util';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAirlock } from '../helpers/airlock.js';
+import { runAirlock } from '../helpers/cli.js';
 import { startDistribution } from '../helpers/distribution.js';
 import { generateImage, generateIndex, type GeneratedImage } from '../helpers/images.js';
 import { pullToLayout } from '../helpers/skopeo.js';
-import { READER, startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { READER, mirrorUpstreams, startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
 
-const BIN = path.resolve('dist/cli/main.js');
 const run = promisify(execFile);
 let work: string;
 let up: TestUpstream;
 const img: Record<string, GeneratedImage> = {};
 let n = 0;
 
-async function airlock(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 120_000, maxBuffer: 16 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const airlock = (args: string[]) => runAirlock(args, 120_000);
 
 /** The connected side's mirror.yml: Docker Hub and ghcr.io stand-ins, and a prefetch list. */
 async function connectedConfig(root: string): Promise<string> {
@@ -44,13 +36,7 @@ async function connectedConfig(root: string): Promise<string> {
     [
       `storage:\n  root: ${root}`,
       'log:\n  level: warn',
-      'upstreams:',
-      '  docker.io:',
-      `    url: ${up.proxy.url}`,
-      `    username: ${READER.user}`,
-      `    password: ${READER.password}`,
-      '  ghcr.io:',
-      `    url: ${up.proxy.url}`,
+      mirrorUpstreams(up),
       'prefetch:',
       '  concurrency: 3',
       '  platforms: [linux/amd64]',
