@@ -52,9 +52,10 @@ function stats(runs: number[]): Stats {
 
 interface Mirror { name: 'airlock' | 'distribution'; url: string; host: string; pid?: number; stop(): Promise<void> }
 
-async function waitReady(url: string, ms: number): Promise<void> {
+async function waitReady(url: string, ms: number, gone: () => boolean = () => false): Promise<void> {
   const until = Date.now() + ms;
   for (;;) {
+    if (gone()) return;
     try {
       const r = await request(`${url}/v2/`);
       await r.body.dump();
@@ -68,7 +69,19 @@ async function waitReady(url: string, ms: number): Promise<void> {
 let work = '';
 
 async function startAirlockProcess(root: string, upstream?: TestUpstream): Promise<Mirror> {
-  const port = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startAirlockOnce(root, await freePort(), upstream);
+    } catch (e) {
+      // Another program took the port between the check and the bind: try another one.
+      if (attempt >= 3 || !(e instanceof PortTaken)) throw e;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startAirlockOnce(root: string, port: number, upstream?: TestUpstream): Promise<Mirror> {
   const cfg = path.join(work, `airlock-${port}.yml`);
   const lines = [`listen: "127.0.0.1:${port}"`, `storage:\n  root: ${root}`, 'log:\n  level: warn'];
   if (upstream) {
@@ -77,9 +90,18 @@ async function startAirlockProcess(root: string, upstream?: TestUpstream): Promi
   await writeFile(cfg, `${lines.join('\n')}\n`);
   // AIRLOCK_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles each airlock process.
   const nodeArgs = (process.env.AIRLOCK_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, path.join(repoRoot, 'dist/cli/main.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, path.join(repoRoot, 'dist/cli/main.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+    process.stderr.write(b);
+  });
   const url = `http://127.0.0.1:${port}`;
-  await waitReady(url, 15_000);
+  await waitReady(url, 15_000, () => child.exitCode !== null);
+  if (child.exitCode !== null) {
+    if (/port is in use/.test(stderr)) throw new PortTaken(stderr.trim());
+    throw new Error(`airlock exited with ${child.exitCode}: ${stderr.trim()}`);
+  }
   return {
     name: 'airlock', url, host: `127.0.0.1:${port}`, pid: child.pid,
     stop: async () => {

@@ -32,7 +32,17 @@ export interface Distribution {
 }
 
 export async function startDistribution(opts: DistributionOptions): Promise<Distribution> {
-  const port = opts.port ?? (await freePort());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDistributionOnce(opts, opts.port ?? (await freePort()));
+    } catch (e) {
+      // Another program took the port between the check and the bind: try another one.
+      if (opts.port !== undefined || attempt >= 3 || !/address already in use/.test(String(e))) throw e;
+    }
+  }
+}
+
+async function startDistributionOnce(opts: DistributionOptions, port: number): Promise<Distribution> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-dist-cfg-'));
   const lines = [
     'version: 0.1',
