@@ -44,6 +44,15 @@ export async function serve(opts: { configFile: string }): Promise<number> {
         },
       );
     };
+    // SIGHUP: new TLS certificate and htpasswd users without dropping a connection; a broken
+    // file is refused with one log line and the old ones stay in use.
+    const hup = () => {
+      airlock.reload().then(
+        () => logger.info('reloaded TLS files and logins'),
+        (e: unknown) => logger.error({ err: { message: (e as Error).message } }, 'reload refused; keeping the previous files'),
+      );
+    };
+    process.on('SIGHUP', hup);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

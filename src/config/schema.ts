@@ -107,7 +107,41 @@ export const configSchema = z.strictObject({
     root: z.string().min(1).default('./data'),
     /** Only the filesystem driver exists today; the key is here so others can be added. */
     driver: z.enum(['filesystem']).default('filesystem'),
+    delete: z.strictObject({
+      /** DELETE of manifests, tags and blobs over the API (as Distribution: off by default). */
+      enabled: z.boolean().default(false),
+    }).prefault({}),
   }).prefault({}),
+  /** Pushes: who may push where, and how long an unfinished upload is kept. */
+  push: z.strictObject({
+    /** Names that accept pushes (globs, `**` spans components) while upstreams are configured; with none, every name does. These names are served from the store only. */
+    repositories: z.array(z.string().min(1).max(255)).default([]),
+    /** An upload untouched this long is removed (serve sweeps hourly; gc too). */
+    abandonAfter: duration.default(24 * 3_600_000),
+  }).prefault({}),
+  /** HTTPS on the listen port; both files are read again on SIGHUP. */
+  tls: z.strictObject({
+    cert: z.string().min(1),
+    key: z.string().min(1),
+  }).optional(),
+  /** Client logins (HTTP Basic against a bcrypt htpasswd file) and what each user may do. */
+  auth: z.strictObject({
+    htpasswd: z.string().min(1),
+    /** What clients without a login may do: nothing, or pull. */
+    anonymous: z.enum(['none', 'read']).default('none'),
+    /** Shown by clients in the login prompt. */
+    realm: z.string().min(1).max(100).default('airlock'),
+    /** Without rules every htpasswd user may pull, push and delete everywhere. */
+    rules: z.array(z.strictObject({
+      /** htpasswd user names; "*" is any logged-in user. */
+      users: z.array(z.string().min(1)).min(1),
+      /** Repository globs (`team/**`); default every repository. */
+      repositories: z.array(z.string().min(1).max(255)).min(1).default(['**']),
+      actions: z.array(z.enum(['pull', 'push', 'delete'])).min(1),
+    })).optional(),
+    /** Failed logins from one client address within a minute before it gets 429s. */
+    maxFailures: z.number().int().min(1).max(10_000).default(10),
+  }).optional(),
   /** Registries to mirror, keyed by the host clients know them by (docker.io, ghcr.io). */
   upstreams: z.record(z.string().regex(REGISTRY_HOST, 'expected a registry host name such as docker.io'), upstream).default({}),
   /** Where names without a registry go (Docker's registry-mirrors sends them so). */
@@ -154,6 +188,9 @@ export type LogConfig = Config['log'];
 export type HttpConfig = Config['http'];
 export type CacheConfig = Config['cache'];
 export type PrefetchConfig = Config['prefetch'];
+export type PushConfig = Config['push'];
+export type AuthConfig = NonNullable<Config['auth']>;
+export type TlsConfig = NonNullable<Config['tls']>;
 export type PrefetchImageConfig = PrefetchConfig['images'][number];
 
 /** One line per problem: `storage.root: expected string, received number`. */

@@ -5,14 +5,17 @@
  * still-encoded path.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { AccessControl, Action } from '../auth/access-control.js';
 import type { Logger } from '../logging/logger.js';
+import type { PushService } from '../mirror/push-service.js';
 import type { Registry } from '../mirror/registry.js';
-import { NameInvalidError, UnsupportedError } from '../oci/errors.js';
+import { DeniedError, NameInvalidError, UnsupportedError } from '../oci/errors.js';
 import { REGISTRY_HOST } from '../oci/reference.js';
 import { sendError } from './error-handler.js';
-import { getBlob } from './routes/blobs.js';
+import { deleteBlob, getBlob } from './routes/blobs.js';
 import { catalog, listTags } from './routes/listings.js';
-import { getManifest } from './routes/manifests.js';
+import { deleteManifest, getManifest, getReferrers, putManifest } from './routes/manifests.js';
+import { upload } from './routes/uploads.js';
 import { parseV2Path, type V2Endpoint } from './v2-path.js';
 
 declare module 'fastify' {
@@ -21,6 +24,8 @@ declare module 'fastify' {
     cacheOutcome?: string;
     /** Which endpoint served the request, for the log line and metrics. */
     endpoint?: V2Endpoint['kind'];
+    /** The logged-in user (auth.htpasswd), for the log line. */
+    user?: string;
   }
 }
 
@@ -31,19 +36,37 @@ export interface AppOptions {
   maxPageEntries: number;
   /** Largest request body accepted (manifest pushes). */
   bodyLimit?: number;
+  /** The write side: uploads, manifest pushes, deletes, referrers. */
+  push?: PushService;
+  /** Logins and permissions; without it every client may do everything. */
+  access?: AccessControl;
+  /** HTTPS with these PEM files (compose.ts replaces them on SIGHUP). */
+  https?: { cert: Buffer; key: Buffer };
+}
+
+function actionOf(method: string): Action {
+  if (method === 'GET' || method === 'HEAD') return 'pull';
+  return method === 'DELETE' ? 'delete' : 'push';
+}
+
+function isUploadUrl(url: string): boolean {
+  const q = url.indexOf('?');
+  return (q < 0 ? url : url.slice(0, q)).includes('/blobs/uploads');
 }
 
 const API_VERSION = 'registry/2.0';
 
 export function buildApp(opts: AppOptions): FastifyInstance {
+  const bodyLimit = opts.bodyLimit ?? 4 * 2 ** 20;
   const app = Fastify({
+    ...(opts.https ? { https: { cert: opts.https.cert, key: opts.https.key } } : {}),
     loggerInstance: opts.logger as FastifyBaseLogger,
     // One line per request is written in onResponse below, with the fields operators need.
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     // Repository names may be 255 characters and references 135: the whole path is one wildcard.
     routerOptions: { maxParamLength: 4096 },
-    bodyLimit: opts.bodyLimit ?? 4 * 2 ** 20,
+    bodyLimit,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // Requests that the router itself rejects (bad percent-encoding, …) still get OCI error JSON.
@@ -51,11 +74,50 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   // Bodies are bytes: a manifest must be stored exactly as sent, never parsed and re-serialized.
+  // Blob uploads stay streams (handed to the upload as they arrive, any size); everything else
+  // is read into memory up to bodyLimit (http.maxManifestSize).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (request, payload, done) => {
+    if (isUploadUrl(request.url)) {
+      done(null, payload);
+      return;
+    }
+    const tooLarge = () =>
+      Object.assign(new Error(`the request body is larger than ${bodyLimit} bytes, the limit for manifests (http.maxManifestSize)`), { statusCode: 413 });
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > bodyLimit) {
+      payload.resume();
+      done(tooLarge(), undefined);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let finished = false;
+    payload.on('data', (c: Buffer) => {
+      if (finished) return;
+      size += c.length;
+      if (size > bodyLimit) {
+        finished = true;
+        done(tooLarge(), undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    payload.on('end', () => {
+      if (finished) return;
+      finished = true;
+      done(null, Buffer.concat(chunks, size));
+    });
+    payload.on('error', (e) => {
+      if (finished) return;
+      finished = true;
+      done(e, undefined);
+    });
+  });
 
   app.decorateRequest('cacheOutcome', undefined);
   app.decorateRequest('endpoint', undefined);
+  app.decorateRequest('user', undefined);
 
   app.addHook('onRequest', (_request, reply, done) => {
     reply.header('docker-distribution-api-version', API_VERSION);
@@ -74,11 +136,48 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         ms: Math.round(reply.elapsedTime * 10) / 10,
         cache: request.cacheOutcome,
         remote: request.ip,
+        user: request.user,
       },
       'request',
     );
     done();
   });
+
+  const access = opts.access;
+  if (access) {
+    // Before the body is read: a refused upload never costs its bytes.
+    app.addHook('onRequest', async (request) => {
+      if (!request.url.startsWith('/v2')) return;
+      const user = await access.authenticate(request.headers.authorization, request.ip);
+      request.user = user;
+      let ep: V2Endpoint;
+      try {
+        ep = parseV2Path(request.url);
+      } catch {
+        ep = { kind: 'unknown' };
+      }
+      // /v2/ answers 401 without a login even when anonymous pulls are allowed: `docker login`
+      // reads a 200 there as "no login needed" and would never check the password.
+      if (ep.kind === 'base' || ep.kind === 'unknown') {
+        if (user === undefined) throw access.challenge();
+        return;
+      }
+      const action = actionOf(request.method);
+      if (ep.kind === 'catalog') {
+        if (user === undefined && !access.anonymousRead) throw access.challenge();
+        return;
+      }
+      if (!access.allowed(user, ep.name, action)) {
+        if (user === undefined) throw access.challenge();
+        throw new DeniedError(`user ${user} may not ${action} ${ep.name}`);
+      }
+    });
+  }
+  const canPull = (request: FastifyRequest) => (name: string) => !access || access.allowed(request.user, name, 'pull');
+  const push = (): PushService => {
+    if (!opts.push) throw new UnsupportedError('pushing is not enabled on this registry');
+    return opts.push;
+  };
 
   app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
   app.setNotFoundHandler((request, reply) => {
@@ -108,15 +207,19 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         if (request.method !== 'GET') throw new UnsupportedError(`${request.method} is not supported on tags/list`);
         return listTags(opts.registry, { ...target, name: ep.name }, opts.maxPageEntries, request, reply);
       case 'manifest':
-        if (!read) throw new UnsupportedError(`${request.method} of manifests is not supported by this registry`);
-        return getManifest(opts.registry, { ...target, name: ep.name }, ep.reference, request, reply);
+        if (read) return getManifest(opts.registry, { ...target, name: ep.name }, ep.reference, request, reply);
+        if (request.method === 'PUT') return putManifest(push(), ep.name, ep.reference, request, reply);
+        if (request.method === 'DELETE') return deleteManifest(push(), opts.registry, { ...target, name: ep.name }, ep.reference, reply);
+        throw new UnsupportedError(`${request.method} of manifests is not supported`);
       case 'blob':
-        if (!read) throw new UnsupportedError(`${request.method} of blobs is not supported by this registry`);
-        return getBlob(opts.registry, { ...target, name: ep.name }, ep.digest, request, reply);
+        if (read) return getBlob(opts.registry, { ...target, name: ep.name }, ep.digest, request, reply);
+        if (request.method === 'DELETE') return deleteBlob(push(), opts.registry, { ...target, name: ep.name }, ep.digest, reply);
+        throw new UnsupportedError(`${request.method} of blobs is not supported; upload through /v2/${ep.name}/blobs/uploads/`);
       case 'upload':
-        throw new UnsupportedError('pushing is not enabled on this registry');
+        return upload(push(), opts.registry, ep.name, ep.session, canPull(request), request, reply);
       case 'referrers':
-        throw new UnsupportedError('the referrers API is not enabled on this registry');
+        if (!read) throw new UnsupportedError(`${request.method} is not supported on referrers`);
+        return getReferrers(push(), opts.registry, { ...target, name: ep.name }, ep.digest, request, reply);
       case 'unknown':
         reply.code(404).type('application/json; charset=utf-8').send({
           errors: [{ code: 'NOT_FOUND', message: `no such endpoint: ${request.url.split('?')[0]}` }],

@@ -46,5 +46,29 @@ export function sendError(err: unknown, request: FastifyRequest, reply: FastifyR
     return;
   }
   if (a.headers) reply.headers(a.headers);
+  discardBody(request, reply);
   reply.code(a.status).type('application/json; charset=utf-8').send(a.body);
+}
+
+/** Most bytes of a refused request's body read and dropped before the connection is cut. */
+const DISCARD_LIMIT = 8 * 2 ** 20;
+
+/**
+ * A refused request whose body was not read (an upload refused before its bytes, a login
+ * refused before the body parser ran) would hold its connection open forever, and closing it
+ * with unread bytes makes the kernel send a reset that can destroy the answer. So the rest of
+ * the body is read and dropped (up to a bound, then the connection is cut) and the connection
+ * is closed after the answer.
+ */
+function discardBody(request: FastifyRequest, reply: FastifyReply): void {
+  const raw = request.raw;
+  if (raw.complete || raw.destroyed || raw.readableEnded) return;
+  reply.header('connection', 'close');
+  let seen = 0;
+  raw.on('data', (c: Buffer) => {
+    seen += c.length;
+    if (seen > DISCARD_LIMIT) raw.socket?.destroy();
+  });
+  raw.on('error', () => undefined);
+  raw.resume();
 }

@@ -47,4 +47,6 @@ export interface Registry {
   getBlob(target: Target, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse>;
   listTags(target: Target, page: PageRequest): Promise<Page>;
   catalog(page: PageRequest): Promise<Page>;
+  /** Where a target's content lives in the store (for deletes and referrers). */
+  storeNameFor(target: Target): Promise<string>;
 }

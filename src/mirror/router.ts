@@ -12,6 +12,7 @@
  * The default upstream's images are stored under their own name and the others' under
  * `<host>/<name>`, so the same store answers both forms offline.
  */
+import picomatch from 'picomatch';
 import { DeniedError } from '../oci/errors.js';
 import { dockerHubName, normalizeRegistryHost, parseRepositoryName } from '../oci/reference.js';
 import type { Target } from './registry.js';
@@ -33,10 +34,36 @@ function looksLikeHost(component: string): boolean {
 
 export class Router<U> {
   readonly #upstreams: ReadonlyMap<string, U>;
+  readonly #local: (name: string) => boolean;
 
-  /** `defaultRegistry` is the registry that names without one belong to (docker.io by default). */
-  constructor(upstreams: ReadonlyMap<string, U>, readonly defaultRegistry: string) {
+  /**
+   * `defaultRegistry` is the registry that names without one belong to (docker.io by default).
+   * `localNames` (push.repositories) are globs of names that belong to this registry alone:
+   * they accept pushes and are served from the store, never looked up upstream.
+   */
+  constructor(upstreams: ReadonlyMap<string, U>, readonly defaultRegistry: string, readonly localNames: readonly string[] = []) {
     this.#upstreams = new Map([...upstreams].map(([k, v]) => [normalizeRegistryHost(k), v]));
+    const match = localNames.length > 0 ? picomatch([...localNames], { dot: true }) : () => false;
+    this.#local = (name) => match(name);
+  }
+
+  isLocal(name: string): boolean {
+    return this.#local(name);
+  }
+
+  /**
+   * Where a push to `name` is stored: under the name as written (as registry:2 does). With
+   * upstreams configured, only local names accept pushes; a mirrored name is refused, saying how
+   * to allow it.
+   */
+  pushName(name: string): string {
+    const stored = parseRepositoryName(name);
+    if (!this.hasUpstreams || this.#local(stored)) return stored;
+    const r = this.route({ name: stored });
+    const from = r.upstream ? `mirrored from an upstream` : 'not a local name';
+    throw new DeniedError(
+      `pushing to ${stored} is not allowed: it is ${from}; list it (or a pattern such as "${stored.split('/')[0]}/**") under push.repositories in mirror.yml to accept pushes`,
+    );
   }
 
   get hasUpstreams(): boolean {
@@ -48,6 +75,9 @@ export class Router<U> {
   }
 
   route(target: Target): Route<U> {
+    if ((target.ns === undefined || target.ns === '') && this.#local(target.name)) {
+      return { storeName: parseRepositoryName(target.name), upstreamRepository: target.name };
+    }
     let registry = this.defaultRegistry;
     let repository = target.name;
     if (target.ns !== undefined && target.ns !== '') {

@@ -64,6 +64,24 @@ export interface StorageDriver {
   move(from: string, to: string): Promise<void>;
   /** Removes a file or a whole directory tree; missing is not an error. */
   delete(path: string): Promise<void>;
+  /**
+   * Appends a stream to an existing file, all or nothing: if the stream fails, the file is cut
+   * back to its size before. With `expectedSize`, refuses (AppendOffsetError) unless the file
+   * has exactly that size. Resolves with the new size; undefined when the file is missing.
+   */
+  append(path: string, source: AsyncIterable<Uint8Array>, expectedSize?: number): Promise<number | undefined>;
+  /** Makes a file's content durable (before a move publishes it). */
+  sync(path: string): Promise<void>;
+  /** Sets a file's modification time to now; false when it is missing. */
+  touch(path: string): Promise<boolean>;
+}
+
+/** An append found the file at another size than the writer expected. */
+export class AppendOffsetError extends Error {
+  constructor(readonly path: string, readonly size: number, readonly expected: number) {
+    super(`${path} holds ${size} bytes, not the ${expected} expected`);
+    this.name = 'AppendOffsetError';
+  }
 }
 
 /** A file turned out bigger than a caller allowed. */

@@ -89,6 +89,11 @@ export function uploadsPath(name: string): string {
   return `${REPOSITORIES}/${name}/_uploads`;
 }
 
+/** An upload session's directory: `data` holds the bytes so far, `startedat` when it began. */
+export function uploadPath(name: string, id: string): string {
+  return `${REPOSITORIES}/${name}/_uploads/${id}`;
+}
+
 /** The link file's content, as Distribution writes it: the digest string, no newline. */
 export function linkContent(d: Digest): string {
   return d.toString();

@@ -98,6 +98,10 @@ export class RegistryStore {
     return this.#exists(p.revisionLinkPath(repo, d));
   }
 
+  async hasLayer(repo: string, d: Digest): Promise<boolean> {
+    return this.#exists(p.layerLinkPath(repo, d));
+  }
+
   openBlob(d: Digest, range?: { start: number; end: number }): Promise<Readable | undefined> {
     return this.driver.readStream(p.blobDataPath(d), range);
   }
@@ -224,11 +228,15 @@ export class RegistryStore {
     await this.#writeLink(p.layoutPath(f), target);
   }
 
-  /** Removes one link file of the layout. */
+  /**
+   * Removes one link file of the layout, with the directory that holds only it
+   * (`<alg>/<hex>/` or `current/`), since listings read those directories' names.
+   */
   async deleteLayoutLink(f: Exclude<p.LayoutFile, { kind: 'blob' }>): Promise<void> {
     const path = p.layoutPath(f);
     this.#links.delete(path);
     await this.driver.delete(path);
+    await this.driver.delete(path.slice(0, path.lastIndexOf('/')));
   }
 
   /** Moves a blob out of the layout into .airlock/quarantine, where nothing serves it. */
@@ -294,6 +302,105 @@ export class RegistryStore {
     const m = { digest: d, bytes, mediaType };
     this.#manifests.set(d.toString(), m);
     return m;
+  }
+
+  // ---- uploads (Distribution's _uploads/<id>/{data,startedat}) ------------------------------
+
+  async createUpload(repo: string, id: string): Promise<void> {
+    const dir = p.uploadPath(repo, id);
+    await this.driver.writeFile(`${dir}/startedat`, new Date().toISOString());
+    await this.driver.writeFile(`${dir}/data`, '');
+  }
+
+  /** Bytes an upload holds, or undefined when there is no such upload. */
+  async uploadSize(repo: string, id: string): Promise<number | undefined> {
+    const st = await this.driver.stat(`${p.uploadPath(repo, id)}/data`);
+    return st && !st.isDirectory ? st.size : undefined;
+  }
+
+  appendUpload(repo: string, id: string, source: AsyncIterable<Uint8Array>, expectedSize?: number): Promise<number | undefined> {
+    return this.driver.append(`${p.uploadPath(repo, id)}/data`, source, expectedSize);
+  }
+
+  openUpload(repo: string, id: string): Promise<Readable | undefined> {
+    return this.driver.readStream(`${p.uploadPath(repo, id)}/data`);
+  }
+
+  /**
+   * Publishes an upload whose bytes the caller verified to hash to `d`: made durable, renamed
+   * into blobs/ (or dropped when the blob is already there, whose time is then refreshed so a
+   * running gc keeps it), linked into the repository, and the session removed.
+   */
+  async commitUpload(repo: string, id: string, d: Digest): Promise<void> {
+    const dir = p.uploadPath(repo, id);
+    if (!(await this.driver.touch(p.blobDataPath(d)))) {
+      await this.driver.sync(`${dir}/data`);
+      await this.driver.move(`${dir}/data`, p.blobDataPath(d));
+    }
+    await this.linkBlob(repo, d);
+    await this.driver.delete(dir);
+  }
+
+  async deleteUpload(repo: string, id: string): Promise<void> {
+    await this.driver.delete(p.uploadPath(repo, id));
+  }
+
+  /** Upload sessions of a repository with when each was last written. */
+  async uploads(repo: string): Promise<Array<{ id: string; modTime: Date }>> {
+    const out: Array<{ id: string; modTime: Date }> = [];
+    for (const id of (await this.driver.list(p.uploadsPath(repo))) ?? []) {
+      const dir = `${p.uploadPath(repo, id)}`;
+      const st = (await this.driver.stat(`${dir}/data`)) ?? (await this.driver.stat(dir));
+      if (st) out.push({ id, modTime: st.modTime });
+    }
+    return out;
+  }
+
+  /** Refreshes a blob's time (a push relies on it), so gc's grace period covers it. */
+  touchBlob(d: Digest): Promise<boolean> {
+    return this.driver.touch(p.blobDataPath(d));
+  }
+
+  async blobModTime(d: Digest): Promise<Date | undefined> {
+    return (await this.driver.stat(p.blobDataPath(d)))?.modTime;
+  }
+
+  // ---- deletes -----------------------------------------------------------------------------
+
+  /** Removes a manifest revision from a repository, and every tag that points at it. */
+  async deleteManifest(repo: string, d: Digest): Promise<string[]> {
+    const untagged: string[] = [];
+    for (const tag of await this.tagDirectories(repo)) {
+      const current = await this.resolveTag(repo, tag).catch(() => undefined);
+      if (current?.equals(d)) {
+        await this.deleteTag(repo, tag);
+        untagged.push(tag);
+      } else {
+        await this.deleteLayoutLink({ kind: 'tag-index', name: repo, tag, digest: d });
+      }
+    }
+    await this.deleteLayoutLink({ kind: 'revision', name: repo, digest: d });
+    return untagged;
+  }
+
+  /** Removes a tag (its current link first, so a reader never sees a half-removed tag). */
+  async deleteTag(repo: string, tag: string): Promise<void> {
+    const cur = p.tagCurrentLinkPath(repo, tag);
+    this.#links.delete(cur);
+    await this.driver.delete(cur);
+    await this.driver.delete(p.tagPath(repo, tag));
+  }
+
+  /** Unlinks a blob from a repository (the bytes stay until gc finds nothing uses them). */
+  async unlinkBlob(repo: string, d: Digest): Promise<void> {
+    await this.deleteLayoutLink({ kind: 'layer', name: repo, digest: d });
+  }
+
+  /** Removes a blob's bytes (gc's sweep): the data file first, so no reader sees a partial one. */
+  async deleteBlob(d: Digest): Promise<void> {
+    this.#manifests.delete(d.toString());
+    await this.driver.delete(p.blobDataPath(d));
+    await this.driver.delete(p.blobDir(d));
   }
 
   /** Points `tag` at a manifest revision: index entry first, then current (as Distribution). */

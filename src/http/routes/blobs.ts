@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Digest } from '../../oci/digest.js';
 import { RangeInvalidError } from '../../oci/errors.js';
 import { contentRange, parseRange } from '../../oci/range.js';
+import type { PushService } from '../../mirror/push-service.js';
 import type { Registry, Target } from '../../mirror/registry.js';
 import { etagMatches } from '../etag.js';
 
@@ -39,4 +40,11 @@ export async function getBlob(registry: Registry, target: Target, digestText: st
   reply.header('content-length', blob.size);
   if (request.method === 'HEAD') return reply.send();
   return reply.send(await blob.open());
+}
+
+/** DELETE /v2/<name>/blobs/<digest>: unlinks it from the repository, 202 ("Deleting blobs"). */
+export async function deleteBlob(push: PushService, registry: Registry, target: Target, digestText: string, reply: FastifyReply): Promise<void> {
+  const digest = Digest.parse(digestText);
+  await push.deleteBlob(await registry.storeNameFor(target), digest);
+  reply.code(202).header('content-length', 0).send();
 }

@@ -1,0 +1,320 @@
+/**
+ * The registry's write side (distribution-spec "Push" and "Content Management"): blob upload
+ * sessions, cross-repository mounts, manifest pushes with their reference checks, deletes, the
+ * referrers API, and the sweep of abandoned uploads.
+ *
+ * Upload bytes live in the layout's `_uploads/<id>/data` and are renamed into `blobs/` only
+ * after their digest is verified, so a blob is never visible before it is whole and right. The
+ * digest is computed as the bytes arrive (one SHA-256 state per live session in memory); after a
+ * restart, or for another algorithm, the upload is read back once to hash it.
+ */
+import { randomUUID, type Hash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from '../logging/logger.js';
+import { createHasher, Digest, digestBytes } from '../oci/digest.js';
+import {
+  BlobUnknownError,
+  BlobUploadUnknownError,
+  DigestInvalidError,
+  ManifestBlobUnknownError,
+  ManifestUnknownError,
+  RangeInvalidError,
+  SizeInvalidError,
+  UnsupportedError,
+} from '../oci/errors.js';
+import { MediaType } from '../oci/media-types.js';
+import { blobDescriptors, childManifests, parseManifest, type Descriptor } from '../oci/manifest.js';
+import type { ManifestReference } from '../oci/reference.js';
+import { AppendOffsetError } from '../storage/driver.js';
+import type { RegistryStore } from '../storage/registry-store.js';
+import type { Router } from './router.js';
+
+export interface PushOptions {
+  /** DELETE over the API (storage.delete.enabled). */
+  deleteEnabled: boolean;
+  /** An upload untouched this long is removed by sweepUploads(). */
+  abandonAfter: number;
+}
+
+export interface UploadState {
+  id: string;
+  /** Bytes received so far. */
+  size: number;
+}
+
+export interface PushedManifest {
+  digest: Digest;
+  subject?: Digest;
+}
+
+/** A session id as we mint them (a UUID); anything else is unknown, never a path. */
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export class PushService {
+  /** Live SHA-256 state per session, so finishing an upload never reads it back. */
+  readonly #hashes = new LRUCache<string, { hash: Hash; size: number }>({ max: 4096 });
+  /** One request at a time per session: PATCHes of one upload are ordered by offset anyway. */
+  readonly #busy = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly store: RegistryStore,
+    private readonly router: Router<unknown>,
+    private readonly opts: PushOptions,
+    private readonly log: Logger,
+  ) {}
+
+  #key(repo: string, id: string): string {
+    return `${repo}\u0000${id}`;
+  }
+
+  async #serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#busy.get(key) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(fn);
+    const tail = run.catch(() => undefined);
+    this.#busy.set(key, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#busy.get(key) === tail) this.#busy.delete(key);
+    }
+  }
+
+  // ---- blob uploads ----------------------------------------------------------------------
+
+  /** Opens an upload session in the repository a push to `name` goes to. */
+  async startUpload(name: string): Promise<UploadState> {
+    const repo = this.router.pushName(name);
+    const id = randomUUID();
+    await this.store.createUpload(repo, id);
+    this.#hashes.set(this.#key(repo, id), { hash: createHasher('sha256'), size: 0 });
+    return { id, size: 0 };
+  }
+
+  /**
+   * Cross-repository mount: links a blob that `from` holds into `name` without a transfer.
+   * False when `from` does not hold it (the client then uploads).
+   */
+  async mount(name: string, digest: Digest, fromRepo: string): Promise<boolean> {
+    const repo = this.router.pushName(name);
+    if (!(await this.store.isBlobLinked(fromRepo, digest))) return false;
+    // Refreshing the blob's time keeps a concurrent gc from sweeping it before the manifest
+    // that needs it arrives.
+    if (!(await this.store.touchBlob(digest))) return false;
+    await this.store.linkBlob(repo, digest);
+    return true;
+  }
+
+  async status(name: string, id: string): Promise<UploadState> {
+    const repo = this.router.pushName(name);
+    return { id, size: await this.#size(repo, id) };
+  }
+
+  async #size(repo: string, id: string): Promise<number> {
+    const size = UPLOAD_ID.test(id) ? await this.store.uploadSize(repo, id) : undefined;
+    if (size === undefined) throw new BlobUploadUnknownError(undefined, { detail: { name: repo, uuid: id } });
+    return size;
+  }
+
+  /**
+   * Appends a chunk. `range` is the client's Content-Range: it must start where the upload
+   * ends (else 416 with the upload's Range), and the body must be exactly that long.
+   */
+  async append(name: string, id: string, body: AsyncIterable<Uint8Array>, range?: { start: number; end: number }, length?: number): Promise<UploadState> {
+    const repo = this.router.pushName(name);
+    const key = this.#key(repo, id);
+    return this.#serial(key, async () => {
+      const size = await this.#size(repo, id);
+      if (range && range.start !== size) throw outOfOrder(size, `chunk starts at ${range.start} but the upload holds ${size} bytes`);
+      const expect = range ? range.end - range.start + 1 : length;
+      if (range && length !== undefined && length !== expect) throw new SizeInvalidError(`Content-Range ${range.start}-${range.end} announces ${expect} bytes but Content-Length is ${length}`);
+      let state = this.#hashes.get(key);
+      if (state && state.size !== size) state = undefined;
+      this.#hashes.delete(key);
+      let got = 0;
+      const hashing = async function* (): AsyncGenerator<Uint8Array> {
+        for await (const chunk of body) {
+          got += chunk.byteLength;
+          if (expect !== undefined && got > expect) throw new SizeInvalidError(`the chunk is longer than the ${expect} bytes its Content-Range or Content-Length announced`);
+          state?.hash.update(chunk);
+          yield chunk;
+        }
+        if (expect !== undefined && got !== expect) throw new SizeInvalidError(`the chunk holds ${got} bytes, not the ${expect} announced`);
+      };
+      let n: number | undefined;
+      try {
+        n = await this.store.appendUpload(repo, id, hashing(), size);
+      } catch (e) {
+        if (e instanceof AppendOffsetError) throw outOfOrder(e.size, 'another request changed the upload');
+        throw e;
+      }
+      if (n === undefined) throw new BlobUploadUnknownError(undefined, { detail: { name: repo, uuid: id } });
+      if (state) this.#hashes.set(key, { hash: state.hash, size: n });
+      return { id, size: n };
+    });
+  }
+
+  /**
+   * Completes an upload (with an optional last chunk): the bytes must hash to `digest`, else
+   * DIGEST_INVALID, the session is dropped and nothing is stored.
+   */
+  async finish(name: string, id: string, digest: Digest, body?: AsyncIterable<Uint8Array>, range?: { start: number; end: number }, length?: number): Promise<void> {
+    const repo = this.router.pushName(name);
+    if (body) await this.append(name, id, body, range, length);
+    const key = this.#key(repo, id);
+    await this.#serial(key, async () => {
+      const size = await this.#size(repo, id);
+      const state = this.#hashes.get(key);
+      this.#hashes.delete(key);
+      let actual: string;
+      if (state && state.size === size && digest.algorithm === 'sha256') {
+        actual = state.hash.digest('hex');
+      } else {
+        const h = createHasher(digest.algorithm);
+        const stream = await this.store.openUpload(repo, id);
+        if (!stream) throw new BlobUploadUnknownError(undefined, { detail: { name: repo, uuid: id } });
+        for await (const chunk of stream) h.update(chunk as Buffer);
+        actual = h.digest('hex');
+      }
+      if (actual !== digest.hex) {
+        await this.store.deleteUpload(repo, id);
+        throw new DigestInvalidError(`the upload's ${size} bytes hash to ${digest.algorithm}:${actual}, not ${digest.toString()}`, { detail: { digest: digest.toString() } });
+      }
+      await this.store.commitUpload(repo, id, digest);
+    });
+  }
+
+  /** A monolithic upload (POST ?digest= with the whole blob as body). */
+  async putBlob(name: string, digest: Digest, body: AsyncIterable<Uint8Array>, length?: number): Promise<void> {
+    const { id } = await this.startUpload(name);
+    try {
+      await this.finish(name, id, digest, body, undefined, length);
+    } catch (e) {
+      const repo = this.router.pushName(name);
+      await this.store.deleteUpload(repo, id).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async cancel(name: string, id: string): Promise<void> {
+    const repo = this.router.pushName(name);
+    await this.#serial(this.#key(repo, id), async () => {
+      await this.#size(repo, id);
+      this.#hashes.delete(this.#key(repo, id));
+      await this.store.deleteUpload(repo, id);
+    });
+  }
+
+  /** Removes upload sessions untouched for `abandonAfter`; returns how many. */
+  async sweepUploads(now = Date.now()): Promise<number> {
+    let removed = 0;
+    for await (const repo of this.store.repositories()) {
+      for (const u of await this.store.uploads(repo)) {
+        const key = this.#key(repo, u.id);
+        if (this.#busy.has(key) || now - u.modTime.getTime() < this.opts.abandonAfter) continue;
+        this.#hashes.delete(key);
+        await this.store.deleteUpload(repo, u.id);
+        removed++;
+      }
+    }
+    if (removed > 0) this.log.info({ removed }, 'removed abandoned uploads');
+    return removed;
+  }
+
+  // ---- manifests ---------------------------------------------------------------------------
+
+  /**
+   * Stores a pushed manifest: valid JSON of a known type, every blob it references linked in the
+   * repository and every child manifest present (MANIFEST_BLOB_UNKNOWN naming the first missing
+   * one), and, pushed by digest, hashing to that digest.
+   */
+  async putManifest(name: string, ref: ManifestReference, bytes: Buffer, contentType?: string): Promise<PushedManifest> {
+    const repo = this.router.pushName(name);
+    const m = parseManifest(bytes, contentType);
+    if (ref.kind === 'digest') {
+      const actual = digestBytes(bytes, ref.digest.algorithm);
+      if (!actual.equals(ref.digest)) throw new DigestInvalidError(`the manifest hashes to ${actual.toString()}, not ${ref.digest.toString()}`, { detail: { digest: ref.digest.toString() } });
+    }
+    for (const d of blobDescriptors(m)) {
+      // Non-distributable layers (foreign URLs) are not expected to be in the registry.
+      if (d.urls && d.urls.length > 0) continue;
+      if (!(await this.store.isBlobLinked(repo, d.digest)) || !(await this.store.touchBlob(d.digest))) throw blobUnknown(d);
+    }
+    for (const d of childManifests(m)) {
+      if (!(await this.store.hasRevision(repo, d.digest)) || !(await this.store.touchBlob(d.digest))) throw blobUnknown(d);
+    }
+    const stored = await this.store.putManifest(repo, bytes, ref.kind === 'tag' ? ref.tag : undefined, ref.kind === 'digest' ? ref.digest.algorithm : 'sha256');
+    return { digest: stored.digest, ...(m.subject ? { subject: m.subject.digest } : {}) };
+  }
+
+  // ---- deletes (distribution-spec "Content Management") ----------------------------------
+
+  #checkDelete(): void {
+    if (!this.opts.deleteEnabled) throw new UnsupportedError('deleting is disabled on this registry; set storage.delete.enabled: true in mirror.yml to allow it');
+  }
+
+  /** Deletes a manifest by digest (and the tags pointing at it), or a tag alone. */
+  async deleteManifest(storeName: string, ref: ManifestReference): Promise<void> {
+    this.#checkDelete();
+    if (ref.kind === 'tag') {
+      if (!(await this.store.resolveTag(storeName, ref.tag).catch(() => undefined))) throw new ManifestUnknownError(undefined, { detail: { name: storeName, tag: ref.tag } });
+      await this.store.deleteTag(storeName, ref.tag);
+      this.log.info({ name: storeName, tag: ref.tag }, 'tag deleted');
+      return;
+    }
+    if (!(await this.store.hasRevision(storeName, ref.digest))) throw new ManifestUnknownError(undefined, { detail: { name: storeName, digest: ref.digest.toString() } });
+    const tags = await this.store.deleteManifest(storeName, ref.digest);
+    this.log.info({ name: storeName, digest: ref.digest.toString(), tags }, 'manifest deleted');
+  }
+
+  /** Unlinks a blob from a repository; gc reclaims the bytes once nothing uses them. */
+  async deleteBlob(storeName: string, digest: Digest): Promise<void> {
+    this.#checkDelete();
+    if (!(await this.store.hasLayer(storeName, digest))) throw new BlobUnknownError(undefined, { detail: { name: storeName, digest: digest.toString() } });
+    await this.store.unlinkBlob(storeName, digest);
+    this.log.info({ name: storeName, digest: digest.toString() }, 'blob unlinked');
+  }
+
+  // ---- referrers (OCI distribution-spec 1.1 "Listing Referrers") ---------------------------
+
+  /**
+   * An OCI index of the repository's manifests whose `subject` is `digest`, optionally only
+   * those of one artifactType. Found by reading the repository's manifests (kept in memory by
+   * digest), so referrers pushed by any means, imported or mirrored are all listed.
+   */
+  async referrers(storeName: string, digest: Digest, artifactType?: string): Promise<Buffer> {
+    const manifests: Array<Record<string, unknown>> = [];
+    for (const d of await this.store.revisions(storeName)) {
+      const stored = await this.store.readManifestBlob(d).catch(() => undefined);
+      if (!stored) continue;
+      let m;
+      try {
+        m = parseManifest(stored.bytes);
+      } catch {
+        continue;
+      }
+      if (!m.subject?.digest.equals(digest)) continue;
+      // The spec: the manifest's artifactType, else its config's media type.
+      const type = m.artifactType ?? m.config?.mediaType;
+      if (artifactType !== undefined && type !== artifactType) continue;
+      manifests.push({
+        mediaType: m.mediaType,
+        digest: d.toString(),
+        size: stored.bytes.byteLength,
+        ...(type ? { artifactType: type } : {}),
+        ...(m.annotations ? { annotations: m.annotations } : {}),
+      });
+    }
+    manifests.sort((a, b) => String(a.digest).localeCompare(String(b.digest)));
+    return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
+  }
+}
+
+function outOfOrder(size: number, message: string): RangeInvalidError {
+  return new RangeInvalidError(message, { headers: { range: `0-${Math.max(0, size - 1)}` }, detail: { size } });
+}
+
+function blobUnknown(d: Descriptor): ManifestBlobUnknownError {
+  return new ManifestBlobUnknownError(`manifest references ${d.digest.toString()} (${d.mediaType}), which this repository does not hold; push it first`, {
+    detail: { digest: d.digest.toString() },
+  });
+}
