@@ -7,6 +7,8 @@ import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createStore, prepareStore } from '../app/compose.js';
 import { loadConfig } from '../config/load.js';
+import { parseDuration } from '../config/schema.js';
+import { GarbageCollector } from '../jobs/gc.js';
 import { readBundleHeader } from '../jobs/bundle.js';
 import { Freezer, type FreezeSelection } from '../jobs/freeze.js';
 import { Importer } from '../jobs/import.js';
@@ -109,4 +111,33 @@ export async function verify(opts: { configFile: string; repair: boolean }): Pro
   }
   process.stderr.write(`airlock: ${left} problems found in ${config.storage.root}${opts.repair ? '' : ' (run airlock verify --repair to quarantine them)'}\n`);
   return 1;
+}
+
+export async function gc(opts: { configFile: string; dryRun: boolean; deleteUntagged: boolean; grace?: string }): Promise<number> {
+  let grace = 3_600_000;
+  if (opts.grace !== undefined) {
+    try {
+      grace = parseDuration(opts.grace);
+    } catch (e) {
+      throw new UsageError(`--grace: ${(e as Error).message}`);
+    }
+  }
+  const { config, logger, store } = await open(opts.configFile);
+  const started = Date.now();
+  const r = await new GarbageCollector(store, logger).run({
+    dryRun: opts.dryRun,
+    deleteUntagged: opts.deleteUntagged,
+    grace,
+    abandonAfter: config.push.abandonAfter,
+  });
+  const verb = r.dryRun ? 'would delete' : 'deleted';
+  for (const m of r.manifestsDeleted) process.stdout.write(`${verb} manifest ${m.name}@${m.digest}\n`);
+  for (const w of r.warnings) process.stderr.write(`airlock: warning: ${w}\n`);
+  process.stdout.write(
+    `gc${r.dryRun ? ' (dry run)' : ''}: ${r.repositories} repositories, ${r.manifests} manifests, ${r.blobs} blobs; ` +
+      `${verb} ${r.manifestsDeleted.length} manifests and ${r.blobsDeleted} blobs (${formatBytes(r.bytesFreed)}${r.dryRun ? ' would be freed' : ' freed'}), ` +
+      `${r.layerLinksRemoved} layer links, ${r.uploadsRemoved} abandoned uploads; ${r.blobsTooYoung} unused blobs kept as younger than ${formatDuration(grace)}; ` +
+      `${formatDuration(Date.now() - started)}\n`,
+  );
+  return 0;
 }

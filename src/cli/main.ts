@@ -19,6 +19,8 @@ Usage:
                                                 write the store (or the images) as a bundle
   airlock import FILE.tar                       verify a bundle and add it to the store
   airlock verify [--repair]                     re-hash every blob, check every link
+  airlock gc [--dry-run] [--delete-untagged] [--grace 1h]
+                                                delete blobs no manifest uses (safe beside serve)
   airlock --version | --help
 
 Options:
@@ -26,6 +28,9 @@ Options:
   -o, --out FILE      freeze: the bundle to write (atomically)
       --since FILE    freeze: leave out what an earlier bundle (and its chain) holds
       --repair        verify: quarantine corrupt blobs and remove the links that need them
+      --dry-run       gc: print what would be deleted, delete nothing
+      --delete-untagged  gc: also delete manifests no tag, pin, index or subject needs
+      --grace DURATION   gc: keep anything younger than this (default 1h)
       --debug         print stacks on errors
 `;
 
@@ -46,6 +51,9 @@ async function main(argv: string[]): Promise<number> {
         out: { type: 'string', short: 'o' },
         since: { type: 'string' },
         repair: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
+        'delete-untagged': { type: 'boolean' },
+        grace: { type: 'string' },
         debug: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -78,6 +86,14 @@ async function main(argv: string[]): Promise<number> {
     case 'verify':
       if (rest.length) throw new UsageError(`verify takes no arguments, got "${rest.join(' ')}"`);
       return (await import('./bundle-commands.js')).verify({ configFile: values.config ?? 'mirror.yml', repair: values.repair === true });
+    case 'gc':
+      if (rest.length) throw new UsageError(`gc takes no arguments, got "${rest.join(' ')}"`);
+      return (await import('./bundle-commands.js')).gc({
+        configFile: values.config ?? 'mirror.yml',
+        dryRun: values['dry-run'] === true,
+        deleteUntagged: values['delete-untagged'] === true,
+        grace: values.grace,
+      });
     case undefined:
       process.stderr.write(HELP);
       return 2;

@@ -361,6 +361,10 @@ export class RegistryStore {
     return this.driver.touch(p.blobDataPath(d));
   }
 
+  async revisionModTime(repo: string, d: Digest): Promise<Date | undefined> {
+    return (await this.driver.stat(p.revisionLinkPath(repo, d)))?.modTime;
+  }
+
   async blobModTime(d: Digest): Promise<Date | undefined> {
     return (await this.driver.stat(p.blobDataPath(d)))?.modTime;
   }
