@@ -15,12 +15,14 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool, request } from 'undici';
-import { startDistribution } from '../test/helpers/distribution.js';
+import { DISTRIBUTION_BIN, startDistribution } from '../test/helpers/distribution.js';
 import { generateImage, generateIndex, type GeneratedImage } from '../test/helpers/images.js';
 import { freePort } from '../test/helpers/ports.js';
 import { skopeoCopy } from '../test/helpers/skopeo.js';
@@ -213,6 +215,118 @@ async function airlockCli(args: string[]): Promise<void> {
 }
 
 /**
+ * Push throughput of one big blob to a plain registry (a fresh store each time): POST then PUT
+ * with the whole body ("monolithic", the form both accept), and in 8 MiB PATCHes.
+ */
+async function pushCases(file: string, digest: string, size: number): Promise<void> {
+  const CHUNK = 8 * MiB;
+  const pushOnce = async (m: Mirror, chunked: boolean): Promise<number> => {
+    const t0 = process.hrtime.bigint();
+    const post = await request(`${m.url}/v2/bench/pushed/blobs/uploads/`, { method: 'POST' });
+    await post.body.dump();
+    let loc = new URL(String(post.headers.location), m.url).toString();
+    if (chunked) {
+      for (let off = 0; off < size; off += CHUNK) {
+        const end = Math.min(size, off + CHUNK) - 1;
+        const r = await request(loc, {
+          method: 'PATCH',
+          headers: { 'content-type': 'application/octet-stream', 'content-range': `${off}-${end}`, 'content-length': String(end - off + 1) },
+          body: createReadStream(file, { start: off, end, highWaterMark: MiB }),
+        });
+        await r.body.dump();
+        if (r.statusCode !== 202) throw new Error(`${m.name}: PATCH answered ${r.statusCode}`);
+        loc = new URL(String(r.headers.location), m.url).toString();
+      }
+      const put = await request(`${loc}${loc.includes('?') ? '&' : '?'}digest=${digest}`, { method: 'PUT' });
+      await put.body.dump();
+      if (put.statusCode !== 201) throw new Error(`${m.name}: PUT answered ${put.statusCode}`);
+    } else {
+      const put = await request(`${loc}${loc.includes('?') ? '&' : '?'}digest=${digest}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        body: createReadStream(file, { highWaterMark: MiB }),
+      });
+      await put.body.dump();
+      if (put.statusCode !== 201) throw new Error(`${m.name}: PUT answered ${put.statusCode}`);
+    }
+    return size / 1e6 / (Number(process.hrtime.bigint() - t0) / 1e9);
+  };
+  for (const chunked of [false, true]) {
+    await both(`push ${(size / MiB).toFixed(0)} MiB blob, ${chunked ? '8 MiB chunks' : 'monolithic'} (plain registry)`, 'MB/s', 'higher', '≥ 1.0', async (who) => {
+      const root = await mkdtemp(path.join(work, `push-${who}-`));
+      const m = await starters[who](root);
+      try {
+        return await pushOnce(m, chunked);
+      } finally {
+        await m.stop();
+        await rm(root, { recursive: true, force: true });
+      }
+    });
+  }
+}
+
+/**
+ * gc over a store of GC_BLOBS blobs, half of them used by 100 repositories' manifests: `airlock gc`
+ * against Distribution's `registry garbage-collect`, each on its own copy of the same layout.
+ */
+async function gcCase(): Promise<void> {
+  const GC_BLOBS = smoke ? 400 : 10_000;
+  const template = await mkdtemp(path.join(work, 'gc-template-'));
+  const v2 = path.join(template, 'docker/registry/v2');
+  const digests: string[] = [];
+  for (let i = 0; i < GC_BLOBS; i++) {
+    const data = randomBytes(64 + (i % 512));
+    const hex = createHash('sha256').update(data).digest('hex');
+    await mkdir(path.join(v2, 'blobs/sha256', hex.slice(0, 2), hex), { recursive: true });
+    await writeFile(path.join(v2, 'blobs/sha256', hex.slice(0, 2), hex, 'data'), data);
+    digests.push(`sha256:${hex}`);
+  }
+  const repos = 100;
+  const used = digests.slice(0, GC_BLOBS / 2);
+  const perRepo = Math.floor(used.length / repos);
+  const link = async (p: string, d: string) => {
+    await mkdir(path.dirname(p), { recursive: true });
+    await writeFile(p, d);
+  };
+  for (let r = 0; r < repos; r++) {
+    const mine = used.slice(r * perRepo, (r + 1) * perRepo);
+    const [config, ...layers] = mine;
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: 1 },
+      layers: layers.map((d) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: d, size: 1 })),
+    }));
+    const hex = createHash('sha256').update(manifest).digest('hex');
+    await mkdir(path.join(v2, 'blobs/sha256', hex.slice(0, 2), hex), { recursive: true });
+    await writeFile(path.join(v2, 'blobs/sha256', hex.slice(0, 2), hex, 'data'), manifest);
+    const repo = path.join(v2, 'repositories', `gc/r${r}`);
+    await link(path.join(repo, '_manifests/revisions/sha256', hex, 'link'), `sha256:${hex}`);
+    await link(path.join(repo, '_manifests/tags/v1/current/link'), `sha256:${hex}`);
+    await link(path.join(repo, '_manifests/tags/v1/index/sha256', hex, 'link'), `sha256:${hex}`);
+    for (const d of mine) await link(path.join(repo, '_layers/sha256', d.slice(7), 'link'), d);
+  }
+  await both(`gc, ${GC_BLOBS} blobs (half unused), 100 repositories`, 's', 'lower', '≤ 1.0', async (who) => {
+    const root = await mkdtemp(path.join(work, `gc-${who}-`));
+    await sh('cp', ['-a', `${template}/.`, root]);
+    await settle();
+    try {
+      if (who === 'airlock') {
+        const cfg = path.join(work, `gc-${pullN++}.yml`);
+        await writeFile(cfg, `storage:\n  root: ${root}\nlog:\n  level: warn\n`);
+        return await timed(() => airlockCli(['gc', '--config', cfg, '--grace', '0s']));
+      }
+      const cfg = path.join(work, `gc-dist-${pullN++}.yml`);
+      await writeFile(cfg, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n`);
+      return await timed(() => sh(DISTRIBUTION_BIN, ['garbage-collect', cfg], { maxBuffer: 256 << 20 }));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+  await rm(template, { recursive: true, force: true });
+}
+
+/**
  * Offline shipping: `airlock prefetch` against `skopeo sync` of the same list from the same
  * upstream; `airlock freeze` / `airlock import` against tar plus sha256sum over the same bytes
  * (both sides end with their output on disk: airlock fsyncs, the peer runs sync).
@@ -388,6 +502,11 @@ async function main(): Promise<void> {
       await plain.airlock.stop();
       await plain.distribution.stop();
     }
+
+    // ---- push and gc ---------------------------------------------------------------------------
+    // The big layer's bytes, from the upstream's own store (the generated layout is gone by now).
+    await pushCases(path.join(up.dir, 'root/docker/registry/v2/blobs/sha256', bigLayer.digest.slice(7, 9), bigLayer.digest.slice(7), 'data'), bigLayer.digest, bigLayer.size);
+    await gcCase();
 
     // ---- offline shipping ----------------------------------------------------------------------
     const offlineImages = [{ repo: 'bench/big', tag: 'v1' }, { repo: 'bench/conc', tag: 'v1' }, { repo: 'bench/small', tag: 'v1' }, { repo: 'bench/multi', tag: 'v1' }];

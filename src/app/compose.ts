@@ -1,7 +1,7 @@
 /**
  * The one place that constructs concrete classes and wires them together.
  */
-import { access, constants, mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
@@ -12,8 +12,8 @@ import { Prefetcher, schedulePrefetch, type PrefetchProgress, type PrefetchRepor
 import { MirrorRegistry } from '../mirror/mirror-registry.js';
 import { Router } from '../mirror/router.js';
 import { UpstreamClient } from '../upstream/client.js';
-import { FilesystemDriver } from '../storage/filesystem-driver.js';
-import { RegistryStore } from '../storage/registry-store.js';
+import type { RegistryStore } from '../storage/registry-store.js';
+import { createStore, prepareStore } from './store.js';
 
 export interface Airlock {
   app: FastifyInstance;
@@ -31,32 +31,7 @@ export interface Airlock {
   close(): Promise<void>;
 }
 
-/** A store root we cannot write to: refused at start-up with one clear line. */
-export class StoreNotWritableError extends Error {
-  constructor(root: string, cause: unknown) {
-    super(`storage.root ${root} is not writable: ${(cause as Error).message}`, { cause });
-    this.name = 'StoreNotWritableError';
-  }
-}
-
-export function createStore(config: Config): RegistryStore {
-  const driver = new FilesystemDriver(config.storage.root);
-  return new RegistryStore(driver, { maxManifestSize: config.http.maxManifestSize, manifestCacheBytes: config.cache.manifestMemory });
-}
-
-/** Creates the root if needed, checks it is writable and removes temp files a killed process left. */
-export async function prepareStore(config: Config): Promise<void> {
-  const driver = new FilesystemDriver(config.storage.root);
-  try {
-    await mkdir(driver.root, { recursive: true });
-    await access(driver.root, constants.W_OK);
-    // Nothing in tmp/ is ever named by a link: what a dead process left there is garbage.
-    await driver.cleanTemp();
-    await mkdir(driver.tmpDir, { recursive: true });
-  } catch (e) {
-    throw new StoreNotWritableError(driver.root, e);
-  }
-}
+export { StoreNotWritableError, createStore, prepareStore } from './store.js';
 
 export async function createAirlock(config: Config, logger: Logger): Promise<Airlock> {
   await prepareStore(config);

@@ -106,7 +106,7 @@ export class AccessControl {
     const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
     const decoded = m ? Buffer.from(m[1] as string, 'base64').toString('utf8') : '';
     const colon = decoded.indexOf(':');
-    if (colon <= 0) throw this.challenge('expected HTTP Basic credentials (user:password)');
+    if (colon <= 0) throw this.#failed(remote, undefined, 'expected HTTP Basic credentials (user:password)');
     const user = decoded.slice(0, colon);
     const password = decoded.slice(colon + 1);
     const hash = this.#users.get(user);
@@ -118,11 +118,16 @@ export class AccessControl {
       this.#verified.set(key, hash);
       return user;
     }
+    throw this.#failed(remote, user, 'wrong user name or password');
+  }
+
+  /** Counts a failed login against the client's budget for the window, logs it, and makes the 401. */
+  #failed(remote: string, user: string | undefined, message: string): UnauthorizedError {
     const now = Date.now();
     const f = this.#failures.get(remote);
     this.#failures.set(remote, f ? { count: f.count + 1, since: f.since } : { count: 1, since: now }, { ttl: f ? Math.max(1, f.since + FAILURE_WINDOW - now) : FAILURE_WINDOW });
     this.log.warn({ user, remote }, 'login failed');
-    throw this.challenge('wrong user name or password');
+    return this.challenge(message);
   }
 
   /** Whether `user` (undefined: anonymous) may do `action` on repository `name`. */

@@ -5,7 +5,7 @@
  */
 import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { createStore, prepareStore } from '../app/compose.js';
+import { createStore, prepareStore } from '../app/store.js';
 import { loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/schema.js';
 import { GarbageCollector } from '../jobs/gc.js';

@@ -40,6 +40,9 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // File system calls run on libuv's pool (4 threads by default); walks over tens of thousands
+  // of files (gc, verify, freeze) and many concurrent blob reads wait on it. Set before any use.
+  process.env.UV_THREADPOOL_SIZE ??= '16';
   let parsed;
   try {
     parsed = parseArgs({

@@ -122,10 +122,9 @@ export class GarbageCollector {
     await Promise.all(
       candidates.map((d) =>
         limit(async () => {
-          const info = await this.store.statBlob(d);
-          const mtime = await this.store.blobModTime(d);
-          if (!info || !mtime) return;
-          if (now - mtime.getTime() < opts.grace) {
+          const info = await this.store.blobFileInfo(d);
+          if (!info) return;
+          if (now - info.modTime.getTime() < opts.grace) {
             report.blobsTooYoung++;
             return;
           }

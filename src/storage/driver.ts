@@ -72,6 +72,10 @@ export interface StorageDriver {
   append(path: string, source: AsyncIterable<Uint8Array>, expectedSize?: number): Promise<number | undefined>;
   /** Makes a file's content durable (before a move publishes it). */
   sync(path: string): Promise<void>;
+  /** Removes one file (unlink); missing is not an error. */
+  deleteFile(path: string): Promise<void>;
+  /** Removes a directory if it is empty; missing or not empty is not an error. */
+  deleteEmptyDirectory(path: string): Promise<void>;
   /** Sets a file's modification time to now; false when it is missing. */
   touch(path: string): Promise<boolean>;
 }

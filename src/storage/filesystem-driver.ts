@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppendOffsetError, FileTooLargeError, type FileInfo, type StagedReader, type StagedWrite, type StorageDriver } from './driver.js';
@@ -341,6 +341,23 @@ export class FilesystemDriver implements StorageDriver {
       await fh.datasync();
     } finally {
       await fh.close();
+    }
+  }
+
+  async deleteFile(logical: string): Promise<void> {
+    try {
+      await unlink(this.resolve(logical));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  async deleteEmptyDirectory(logical: string): Promise<void> {
+    try {
+      await rmdir(this.resolve(logical));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!isNotFound(e) && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
     }
   }
 

@@ -365,6 +365,12 @@ export class RegistryStore {
     return (await this.driver.stat(p.revisionLinkPath(repo, d)))?.modTime;
   }
 
+  /** A blob's size and modification time in one look. */
+  async blobFileInfo(d: Digest): Promise<{ size: number; modTime: Date } | undefined> {
+    const st = await this.driver.stat(p.blobDataPath(d));
+    return st && !st.isDirectory ? { size: st.size, modTime: st.modTime } : undefined;
+  }
+
   async blobModTime(d: Digest): Promise<Date | undefined> {
     return (await this.driver.stat(p.blobDataPath(d)))?.modTime;
   }
@@ -403,8 +409,8 @@ export class RegistryStore {
   /** Removes a blob's bytes (gc's sweep): the data file first, so no reader sees a partial one. */
   async deleteBlob(d: Digest): Promise<void> {
     this.#manifests.delete(d.toString());
-    await this.driver.delete(p.blobDataPath(d));
-    await this.driver.delete(p.blobDir(d));
+    await this.driver.deleteFile(p.blobDataPath(d));
+    await this.driver.deleteEmptyDirectory(p.blobDir(d));
   }
 
   /** Points `tag` at a manifest revision: index entry first, then current (as Distribution). */

@@ -204,8 +204,10 @@ describe('airlock serves a store written by Distribution', () => {
       const body = JSON.parse(r.body.toString()) as { errors: Array<{ code: string }> };
       expect([url, r.status, body.errors[0]?.code]).toEqual([url, status, code]);
     }
-    const put = await request(`${airlock.url}/v2/a/manifests/x`, { method: 'PUT', body: '{}' });
-    expect(put.statusCode).toBe(405);
-    expect(((await put.body.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe('UNSUPPORTED');
+    // An empty object is no manifest: refused, and no tag appears.
+    const put = await request(`${airlock.url}/v2/a/manifests/x`, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    expect(put.statusCode).toBe(400);
+    expect(((await put.body.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe('MANIFEST_INVALID');
+    expect((await request(`${airlock.url}/v2/a/manifests/x`)).statusCode).toBe(404);
   });
 });
