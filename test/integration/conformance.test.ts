@@ -134,6 +134,20 @@ describe('push', () => {
     expect(code(bogus)).toBe('BLOB_UPLOAD_UNKNOWN');
   });
 
+  it('an upload left untouched for push.abandonAfter is swept; a live one is not', async () => {
+    const post = await call('POST', `/v2/${repo}/blobs/uploads/`);
+    const loc = post.headers.location as string;
+    const id = loc.split('/').pop()!;
+    await call('PATCH', loc, { headers: { 'content-type': 'application/octet-stream' }, body: randomBytes(1000) });
+    const dir = path.join(root, 'docker/registry/v2/repositories', repo, '_uploads', id);
+    expect(await exists(path.join(dir, 'data'))).toBe(true);
+    expect(await reg.push.sweepUploads(Date.now())).toBe(0);
+    expect((await call('GET', loc)).status).toBe(204);
+    expect(await reg.push.sweepUploads(Date.now() + 25 * 3_600_000)).toBeGreaterThanOrEqual(1);
+    expect(await exists(dir)).toBe(false);
+    expect(code(await call('GET', loc))).toBe('BLOB_UPLOAD_UNKNOWN');
+  });
+
   it('cross-repository mount: 201 when the source holds the blob, else an upload session', async () => {
     const m = await call('POST', `/v2/other/app/blobs/uploads/?mount=${sha(layer)}&from=${repo}`);
     expect(m.status).toBe(201);
