@@ -7,6 +7,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { AccessControl } from '../auth/access-control.js';
 import { PushService } from '../mirror/push-service.js';
+import { Evictor, storeTotals } from '../jobs/evict.js';
+import { Metrics } from '../metrics/metrics.js';
+import { AccessTimes } from '../storage/access-times.js';
+import { access as fsAccess, constants } from 'node:fs/promises';
 import type { Logger } from '../logging/logger.js';
 import { Prefetcher, schedulePrefetch, type PrefetchProgress, type PrefetchReport } from '../jobs/prefetch.js';
 import { MirrorRegistry } from '../mirror/mirror-registry.js';
@@ -20,14 +24,25 @@ export interface Airlock {
   store: RegistryStore;
   registry: MirrorRegistry;
   push: PushService;
+  metrics: Metrics;
+  /** Last-served times of images (eviction, du). */
+  accessTimes: AccessTimes;
+  /** Present when storage.maxSize is set. */
+  evictor?: Evictor;
+  /** A separate listener for /metrics (metrics.listen); serve starts it. */
+  metricsApp?: FastifyInstance;
   upstreams: Map<string, UpstreamClient>;
   config: Config;
   /** Runs the prefetch list once (or the given references instead). */
   prefetch(images?: readonly string[], onProgress?: (p: PrefetchProgress) => void): Promise<PrefetchReport>;
   /** Starts the jobs serve runs on a schedule (prefetch, the sweep of abandoned uploads). close() stops them. */
   startSchedules(): void;
-  /** Reads the TLS files and the htpasswd file again (SIGHUP); a bad file is refused and the old kept. */
-  reload(): Promise<void>;
+  /**
+   * SIGHUP: applies a new configuration (or, without one, reads the TLS and htpasswd files
+   * again). Everything is prepared first and swapped in only when all of it worked, so a bad
+   * file changes nothing. Resolves with the keys that need a restart to change.
+   */
+  reload(next?: Config): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -38,40 +53,165 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
   const store = createStore(config);
   const upstreams = await createUpstreams(config, logger);
   const router = new Router(upstreams, config.defaultUpstream, config.push.repositories);
-  const registry = new MirrorRegistry(
+  const metrics = new Metrics(upstreams);
+  const accessTimes = new AccessTimes(store.driver);
+  await accessTimes.load();
+  let evictor: Evictor | undefined;
+  let evictSoon: NodeJS.Timeout | undefined;
+  const registry: MirrorRegistry = new MirrorRegistry(
     store,
     router,
     { tagTTL: config.cache.tagTTL, maxManifestSize: config.http.maxManifestSize, defaultPageSize: config.http.maxPageEntries, maxResumes: config.cache.maxResumes },
     logger,
+    {
+      onManifest: (outcome) => metrics.cache.inc({ kind: 'manifest', outcome }),
+      onBlob: (outcome) => {
+        metrics.cache.inc({ kind: 'blob', outcome });
+        if (outcome === 'miss') metrics.fillsInFlight.set(registry.fillsInFlight);
+      },
+      onFill: (outcome, bytes) => {
+        metrics.fills.inc({ outcome });
+        metrics.fillsInFlight.set(Math.max(0, registry.fillsInFlight - 1));
+        if (outcome === 'done') {
+          metrics.storeBytes.inc(bytes);
+          // A store that grew is checked against its limit shortly after (one check for a burst).
+          if (evictor && !evictSoon) {
+            evictSoon = setTimeout(() => {
+              evictSoon = undefined;
+              void runEviction();
+            }, 1000);
+            evictSoon.unref();
+          }
+        }
+      },
+      onDigestMismatch: () => metrics.digestMismatches.inc(),
+      onManifestServed: (name, digest) => accessTimes.touch(name, digest.toString()),
+    },
   );
+  const maxSize = config.storage.maxSize;
+  if (maxSize !== undefined) {
+    evictor = new Evictor(
+      store,
+      accessTimes,
+      {
+        maxSize,
+        evictAt: config.storage.evictAt,
+        evictTo: config.storage.evictTo,
+        // Only what can be fetched again: names that route to an upstream.
+        evictable: (repo) => !router.isLocal(repo) && router.route({ name: repo }).upstream !== undefined,
+        busy: () => registry.fillingDigests(),
+        recentMs: config.storage.evictMinAge,
+      },
+      logger.child({ job: 'evict' }),
+      (images, bytes) => {
+        metrics.evictions.inc(images);
+        metrics.evictedBytes.inc(bytes);
+      },
+    );
+  }
+  const runEviction = async () => {
+    try {
+      await accessTimes.flush();
+      const r = await evictor?.check();
+      if (r) metrics.storeBytes.set(r.after);
+    } catch (e) {
+      logger.error({ err: e }, 'eviction failed');
+    }
+  };
   const push = new PushService(store, router, { deleteEnabled: config.storage.delete.enabled, abandonAfter: config.push.abandonAfter }, logger.child({ component: 'push' }));
-  const access = config.auth ? await AccessControl.load(config.auth, logger.child({ component: 'auth' })) : undefined;
+  let access = config.auth ? await AccessControl.load(config.auth, logger.child({ component: 'auth' })) : undefined;
   const https = config.tls ? await readTls(config.tls) : undefined;
   // Loaded here, not at the top: jobs that only need the registry skip the HTTP stack's modules.
-  const { buildApp } = await import('../http/app.js');
-  const app = buildApp({ registry, push, access, https, logger, maxPageEntries: config.http.maxPageEntries, bodyLimit: config.http.maxManifestSize });
+  const { buildApp, addMetricsRoute } = await import('../http/app.js');
+  const readiness = readinessCheck(store.driver.kind === 'filesystem' ? config.storage.root : '', upstreams);
+  const app = buildApp({
+    registry, push, access: () => access, https, logger, metrics, readiness,
+    metricsElsewhere: config.metrics.listen !== undefined,
+    maxPageEntries: config.http.maxPageEntries,
+    bodyLimit: config.http.maxManifestSize,
+  });
+  let metricsApp: FastifyInstance | undefined;
+  if (config.metrics.listen) {
+    const Fastify = (await import('fastify')).default;
+    metricsApp = Fastify({ logger: false });
+    addMetricsRoute(metricsApp, metrics);
+  }
   const prefetch = (images?: readonly string[], onProgress?: (p: PrefetchProgress) => void) =>
-    new Prefetcher(registry, { ...Prefetcher.options(config.prefetch, config.defaultUpstream), onProgress }, logger.child({ job: 'prefetch' })).run(images ?? config.prefetch.images);
+    new Prefetcher(registry, { ...Prefetcher.options(config.prefetch, config.defaultUpstream), onProgress }, logger.child({ job: 'prefetch' }))
+      .run(images ?? config.prefetch.images)
+      .then((r) => {
+        for (const x of r.results) metrics.prefetchImages.inc({ outcome: x.outcome });
+        return r;
+      });
   const stops: Array<() => Promise<void>> = [];
+  /** The configuration in force (reload replaces what it can apply live). */
+  let current = config;
   return {
     app,
     store,
     registry,
     push,
+    metrics,
+    accessTimes,
+    evictor,
+    metricsApp,
     upstreams,
     config,
     prefetch,
     startSchedules: () => {
-      const every = config.prefetch.schedule;
-      if (every !== undefined && config.prefetch.images.length > 0) stops.push(schedulePrefetch(() => prefetch(), every, logger.child({ job: 'prefetch' })));
+      const schedule = config.prefetch.schedule;
+      if (schedule !== undefined && config.prefetch.images.length > 0) stops.push(schedulePrefetch(() => prefetch(), schedule, logger.child({ job: 'prefetch' })));
       stops.push(scheduleUploadSweep(push, Math.min(config.push.abandonAfter, 3_600_000), logger));
+      // Access times reach the disk once a minute; the limit is checked as often (and after fills).
+      stops.push(every(60_000, async () => {
+        await accessTimes.flush();
+        if (evictor) await runEviction();
+      }, logger));
+      // The store's size and blob count for the metrics, at start and every 10 minutes.
+      const totals = async () => {
+        const t = await storeTotals(store);
+        metrics.storeBytes.set(t.bytes);
+        metrics.storeBlobs.set(t.blobs);
+      };
+      void totals().catch((e: unknown) => logger.warn({ err: e }, 'could not measure the store'));
+      stops.push(every(600_000, totals, logger));
     },
-    reload: async () => {
-      if (config.tls) {
-        const files = await readTls(config.tls);
-        (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext(files);
+    reload: async (next?: Config) => {
+      const target = next ?? current;
+      const restart: string[] = [];
+      if (next) {
+        const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+        if (!same(next.listen, current.listen)) restart.push('listen');
+        if (!same(next.storage, current.storage)) restart.push('storage');
+        if (!same(next.http, current.http)) restart.push('http');
+        if (!same(next.metrics, current.metrics)) restart.push('metrics');
+        if ((next.tls === undefined) !== (current.tls === undefined)) restart.push('tls (turning HTTPS on or off)');
+        if (!same(next.prefetch, current.prefetch)) restart.push('prefetch');
       }
-      await access?.reload();
+      // Prepare everything first: any failure leaves the running configuration untouched.
+      const tlsFiles = target.tls && current.tls ? await readTls(target.tls) : undefined;
+      const nextAccess = target.auth ? await AccessControl.load(target.auth, logger.child({ component: 'auth' })) : undefined;
+      const upstreamsChanged = next !== undefined && (!same2(next.upstreams, current.upstreams) || next.defaultUpstream !== current.defaultUpstream || !same2(next.push.repositories, current.push.repositories));
+      const nextUpstreams = upstreamsChanged && next ? await createUpstreams(next, logger) : undefined;
+      // Swap.
+      if (tlsFiles) (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext(tlsFiles);
+      access = nextAccess;
+      if (next) {
+        logger.level = next.log.level;
+        const r = nextUpstreams ? new Router(nextUpstreams, next.defaultUpstream, next.push.repositories) : registry.router;
+        registry.reconfigure(r, { tagTTL: next.cache.tagTTL, maxManifestSize: current.http.maxManifestSize, defaultPageSize: current.http.maxPageEntries, maxResumes: next.cache.maxResumes });
+        push.reconfigure(r, { deleteEnabled: current.storage.delete.enabled, abandonAfter: next.push.abandonAfter });
+        if (nextUpstreams) {
+          const old = [...upstreams.values()];
+          upstreams.clear();
+          for (const [k, v] of nextUpstreams) upstreams.set(k, v);
+          metrics.watchUpstreams(upstreams);
+          // Fills in progress finish on the old clients; close them once those are done.
+          setTimeout(() => void Promise.all(old.map((u) => u.close())), 10 * 60_000).unref();
+        }
+        current = next;
+      }
+      return restart;
     },
     // Stop accepting and let in-flight responses finish (serve.ts bounds the wait), then stop
     // the fills nobody follows any more; their temp files are removed.
@@ -85,6 +225,9 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
       } finally {
         clearInterval(idle);
       }
+      clearTimeout(evictSoon);
+      await metricsApp?.close();
+      await accessTimes.flush().catch((e: unknown) => logger.warn({ err: e }, 'could not save access times'));
       await registry.abortFills();
       await stopping;
       await Promise.all([...upstreams.values()].map((u) => u.close()));
@@ -156,4 +299,46 @@ function scheduleUploadSweep(push: PushService, every: number, logger: Logger): 
     clearInterval(timer);
     await running;
   };
+}
+
+/** Runs `fn` every `ms` (one run at a time); returns the stop function, which waits for a run in progress. */
+function every(ms: number, fn: () => Promise<void>, logger: Logger): () => Promise<void> {
+  let running: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    running = running.then(fn).catch((e: unknown) => logger.error({ err: e }, 'periodic job failed'));
+  }, ms);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}
+
+/** /readyz: the store root writable (checked at most every 5 s), upstreams probed (every 10 s). */
+function readinessCheck(root: string, upstreams: Map<string, UpstreamClient>) {
+  let store: { at: number; value: string } | undefined;
+  let probes: { at: number; value: Promise<Record<string, string>> } | undefined;
+  return async () => {
+    const now = Date.now();
+    if (!store || now - store.at > 5000) {
+      let value = 'writable';
+      try {
+        await fsAccess(root, constants.W_OK);
+      } catch (e) {
+        value = `not writable: ${(e as Error).message}`;
+      }
+      store = { at: now, value };
+    }
+    if (!probes || now - probes.at > 10_000) {
+      probes = {
+        at: now,
+        value: Promise.all([...upstreams].map(async ([name, u]) => [name, await u.probe()] as const)).then((e) => Object.fromEntries(e)),
+      };
+    }
+    return { ready: store.value === 'writable', store: store.value, upstreams: await probes.value };
+  };
+}
+
+function same2(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

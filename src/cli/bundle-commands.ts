@@ -9,6 +9,8 @@ import { createStore, prepareStore } from '../app/store.js';
 import { loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/schema.js';
 import { GarbageCollector } from '../jobs/gc.js';
+import { scanStore } from '../jobs/evict.js';
+import { AccessTimes } from '../storage/access-times.js';
 import { readBundleHeader } from '../jobs/bundle.js';
 import { Freezer, type FreezeSelection } from '../jobs/freeze.js';
 import { Importer } from '../jobs/import.js';
@@ -139,5 +141,42 @@ export async function gc(opts: { configFile: string; dryRun: boolean; deleteUnta
       `${r.layerLinksRemoved} layer links, ${r.uploadsRemoved} abandoned uploads; ${r.blobsTooYoung} unused blobs kept as younger than ${formatDuration(grace)}; ` +
       `${formatDuration(Date.now() - started)}\n`,
   );
+  return 0;
+}
+
+/** `airlock du`: per repository, the bytes its images use, how much of that other repositories share, when it was last pulled, and whether it is pinned. */
+export async function du(opts: { configFile: string }): Promise<number> {
+  const { store } = await open(opts.configFile);
+  const access = new AccessTimes(store.driver);
+  await access.load();
+  const scan = await scanStore(store, access);
+  const repos = new Map<string, Set<string>>();
+  for (const u of scan.units) {
+    const s = repos.get(u.repo) ?? new Set<string>();
+    for (const b of u.blobs) s.add(b);
+    repos.set(u.repo, s);
+  }
+  const users = new Map<string, number>();
+  for (const s of repos.values()) for (const b of s) users.set(b, (users.get(b) ?? 0) + 1);
+  const rows = [...repos].map(([repo, blobs]) => {
+    let size = 0;
+    let shared = 0;
+    for (const b of blobs) {
+      const n = scan.sizes.get(b) ?? 0;
+      size += n;
+      if ((users.get(b) ?? 0) > 1) shared += n;
+    }
+    const units = scan.units.filter((u) => u.repo === repo);
+    const last = Math.max(0, ...units.map((u) => u.lastAccess));
+    return { repo, size, shared, images: units.length, last, pinned: units.some((u) => u.pinned) };
+  });
+  rows.sort((a, b) => b.size - a.size || (a.repo < b.repo ? -1 : 1));
+  process.stdout.write(
+    formatTable(
+      ['repository', 'images', 'size', 'shared', 'last pulled', 'pinned'],
+      rows.map((r) => [r.repo, String(r.images), formatBytes(r.size), formatBytes(r.shared), r.last ? new Date(r.last).toISOString().replace(/\.\d+Z$/, 'Z') : '-', r.pinned ? 'yes' : 'no']),
+    ),
+  );
+  process.stdout.write(`store: ${formatBytes(scan.totalBytes)} in ${scan.sizes.size} blobs, ${scan.units.length} images in ${rows.length} repositories\n`);
   return 0;
 }

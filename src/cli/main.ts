@@ -97,6 +97,9 @@ async function main(argv: string[]): Promise<number> {
         deleteUntagged: values['delete-untagged'] === true,
         grace: values.grace,
       });
+    case 'du':
+      if (rest.length) throw new UsageError(`du takes no arguments, got "${rest.join(' ')}"`);
+      return (await import('./bundle-commands.js')).du({ configFile: values.config ?? 'mirror.yml' });
     case undefined:
       process.stderr.write(HELP);
       return 2;

@@ -16,6 +16,14 @@ export async function serve(opts: { configFile: string }): Promise<number> {
     const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
     throw new ListenError(`cannot listen on ${config.listen.address}: ${why}`, { cause: e });
   }
+  if (airlock.metricsApp && config.metrics.listen) {
+    try {
+      await airlock.metricsApp.listen({ host: config.metrics.listen.host, port: config.metrics.listen.port });
+    } catch (e) {
+      await airlock.close();
+      throw new ListenError(`cannot listen on ${config.metrics.listen.address} (metrics.listen): ${(e as Error).message}`, { cause: e });
+    }
+  }
   logger.info({ listen: config.listen.address, root: config.storage.root }, 'airlock serving');
   airlock.startSchedules();
 
@@ -47,10 +55,15 @@ export async function serve(opts: { configFile: string }): Promise<number> {
     // SIGHUP: new TLS certificate and htpasswd users without dropping a connection; a broken
     // file is refused with one log line and the old ones stay in use.
     const hup = () => {
-      airlock.reload().then(
-        () => logger.info('reloaded TLS files and logins'),
-        (e: unknown) => logger.error({ err: { message: (e as Error).message } }, 'reload refused; keeping the previous files'),
-      );
+      loadConfig(opts.configFile)
+        .then((next) => airlock.reload(next))
+        .then(
+          (restart) => {
+            logger.info('configuration reloaded');
+            if (restart.length) logger.warn({ keys: restart }, 'these settings changed but need a restart to take effect');
+          },
+          (e: unknown) => logger.error({ err: { message: (e as Error).message } }, 'reload refused; keeping the running configuration'),
+        );
     };
     process.on('SIGHUP', hup);
     process.once('SIGTERM', () => stop('SIGTERM'));

@@ -107,6 +107,14 @@ export const configSchema = z.strictObject({
     root: z.string().min(1).default('./data'),
     /** Only the filesystem driver exists today; the key is here so others can be added. */
     driver: z.enum(['filesystem']).default('filesystem'),
+    /** Cache limit: above evictAt × maxSize, least recently used mirrored images are evicted down to evictTo × maxSize. */
+    maxSize: z.union([z.string(), z.number()]).transform((v, ctx) => {
+      try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+    }).optional(),
+    evictAt: z.number().gt(0).max(1).default(0.95),
+    evictTo: z.number().gt(0).max(1).default(0.85),
+    /** Images served more recently than this are not evicted (they may be mid-pull). */
+    evictMinAge: duration.default(60_000),
     delete: z.strictObject({
       /** DELETE of manifests, tags and blobs over the API (as Distribution: off by default). */
       enabled: z.boolean().default(false),
@@ -169,6 +177,10 @@ export const configSchema = z.strictObject({
       try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
     }).default(64 * 2 ** 20),
   }).prefault({}),
+  metrics: z.strictObject({
+    /** Serve /metrics on this host:port instead of the registry's port. */
+    listen: listen.optional(),
+  }).prefault({}),
   /** Images to warm ahead of need (airlock prefetch, and serve on a schedule). */
   prefetch: z.strictObject({
     /** serve runs the list this often; without it, only `airlock prefetch` runs it. */
@@ -200,6 +212,7 @@ export function checkConfig(c: Config): string | undefined {
   if (hosts.length > 0 && !hosts.some((h) => normalizeRegistryHost(h) === normalizeRegistryHost(c.defaultUpstream))) {
     return `defaultUpstream: "${c.defaultUpstream}" is not one of the configured upstreams (${hosts.join(', ')})`;
   }
+  if (c.storage.evictTo >= c.storage.evictAt) return `storage.evictTo (${c.storage.evictTo}) must be below storage.evictAt (${c.storage.evictAt})`;
   for (const [i, img] of c.prefetch.images.entries()) {
     if (typeof img === 'string') continue;
     for (const t of img.tags ?? []) {

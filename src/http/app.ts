@@ -7,6 +7,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { AccessControl, Action } from '../auth/access-control.js';
 import type { Logger } from '../logging/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { PushService } from '../mirror/push-service.js';
 import type { Registry } from '../mirror/registry.js';
 import { DeniedError, NameInvalidError, UnsupportedError } from '../oci/errors.js';
@@ -23,7 +24,7 @@ declare module 'fastify' {
     /** hit / miss / stale …, set by handlers for the request log line. */
     cacheOutcome?: string;
     /** Which endpoint served the request, for the log line and metrics. */
-    endpoint?: V2Endpoint['kind'];
+    endpoint?: V2Endpoint['kind'] | 'health';
     /** The logged-in user (auth.htpasswd), for the log line. */
     user?: string;
   }
@@ -38,10 +39,29 @@ export interface AppOptions {
   bodyLimit?: number;
   /** The write side: uploads, manifest pushes, deletes, referrers. */
   push?: PushService;
-  /** Logins and permissions; without it every client may do everything. */
-  access?: AccessControl;
+  /** Logins and permissions (read per request: a reload may replace them); none: every client may do everything. */
+  access?: () => AccessControl | undefined;
   /** HTTPS with these PEM files (compose.ts replaces them on SIGHUP). */
   https?: { cert: Buffer; key: Buffer };
+  /** Counted per request; served at /metrics unless `metricsElsewhere` (metrics.listen). */
+  metrics?: Metrics;
+  metricsElsewhere?: boolean;
+  /** /readyz: whether the store is writable, and each upstream's reachability. */
+  readiness?: () => Promise<Readiness>;
+}
+
+export interface Readiness {
+  ready: boolean;
+  store: string;
+  upstreams: Record<string, string>;
+}
+
+/** GET /metrics on an app (the main one, or a separate listener's). */
+export function addMetricsRoute(app: FastifyInstance, metrics: Metrics): void {
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', metrics.contentType()).header('cache-control', 'no-store');
+    return metrics.text();
+  });
 }
 
 function actionOf(method: string): Action {
@@ -124,8 +144,14 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     done();
   });
 
+  const metrics = opts.metrics;
   app.addHook('onResponse', (request, reply, done) => {
     const len = reply.getHeader('content-length');
+    if (metrics) {
+      const endpoint = request.endpoint ?? 'other';
+      metrics.requests.inc({ endpoint, method: request.method, status: String(reply.statusCode) });
+      if (request.method !== 'HEAD' && reply.statusCode !== 304) metrics.responseBytes.inc({ endpoint }, Number(len ?? 0));
+    }
     request.log.info(
       {
         method: request.method,
@@ -143,11 +169,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     done();
   });
 
-  const access = opts.access;
-  if (access) {
+  const currentAccess = opts.access ?? (() => undefined);
+  {
     // Before the body is read: a refused upload never costs its bytes.
     app.addHook('onRequest', async (request) => {
-      if (!request.url.startsWith('/v2')) return;
+      const access = currentAccess();
+      if (!access || !request.url.startsWith('/v2')) return;
       const user = await access.authenticate(request.headers.authorization, request.ip);
       request.user = user;
       let ep: V2Endpoint;
@@ -173,7 +200,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       }
     });
   }
-  const canPull = (request: FastifyRequest) => (name: string) => !access || access.allowed(request.user, name, 'pull');
+  const canPull = (request: FastifyRequest) => (name: string) => {
+    const access = currentAccess();
+    return !access || access.allowed(request.user, name, 'pull');
+  };
   const push = (): PushService => {
     if (!opts.push) throw new UnsupportedError('pushing is not enabled on this registry');
     return opts.push;
@@ -227,6 +257,21 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         return;
     }
   };
+
+  // Liveness and readiness for load balancers, Docker's HEALTHCHECK and Kubernetes probes.
+  app.get('/healthz', async (request, reply) => {
+    request.endpoint = 'health';
+    reply.header('cache-control', 'no-store');
+    return { status: 'ok' };
+  });
+  app.get('/readyz', async (request, reply) => {
+    request.endpoint = 'health';
+    const r: Readiness = opts.readiness ? await opts.readiness() : { ready: true, store: 'writable', upstreams: {} };
+    // An unreachable upstream does not fail readiness: a disconnected site serves by design.
+    reply.code(r.ready ? 200 : 503).header('cache-control', 'no-store');
+    return r;
+  });
+  if (metrics && !opts.metricsElsewhere) addMetricsRoute(app, metrics);
 
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler: v2 });
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: v2 });

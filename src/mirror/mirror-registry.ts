@@ -36,6 +36,8 @@ export interface MirrorEvents {
   onBlob?(outcome: 'hit' | 'miss'): void;
   onFill?(outcome: 'done' | 'failed', bytes: number, error?: Error): void;
   onDigestMismatch?(): void;
+  /** A manifest was served from (or into) the store: eviction's last-access record. */
+  onManifestServed?(storeName: string, digest: Digest): void;
 }
 
 type UpstreamRoute = Route<UpstreamClient>;
@@ -53,11 +55,28 @@ export class MirrorRegistry implements Registry {
 
   constructor(
     readonly store: RegistryStore,
-    readonly router: Router<UpstreamClient>,
-    private readonly opts: MirrorRegistryOptions,
+    public router: Router<UpstreamClient>,
+    private opts: MirrorRegistryOptions,
     private readonly log: Logger,
     private readonly events: MirrorEvents = {},
   ) {}
+
+  /** A reloaded configuration: new routes and upstreams (fills in progress finish on the old ones), new TTLs. */
+  reconfigure(router: Router<UpstreamClient>, opts: MirrorRegistryOptions): void {
+    this.router = router;
+    this.opts = opts;
+    this.#tagChecked.clear();
+  }
+
+  /** Blob fills in progress. */
+  get fillsInFlight(): number {
+    return this.#fills.size;
+  }
+
+  /** Digests being filled now (eviction leaves them alone). */
+  fillingDigests(): Set<string> {
+    return new Set([...this.#fills.values()].map((f) => f.digest.toString()));
+  }
 
   /** Stops every fill (their temp objects are removed) and waits until they have settled. */
   async abortFills(): Promise<void> {
@@ -99,6 +118,7 @@ export class MirrorRegistry implements Registry {
     const chosen = await negotiateManifest(m, ref, accept, (d) => this.#manifest(route, { kind: 'digest', digest: d }).catch(() => undefined));
     const outcome = chosen.cache ?? 'hit';
     this.events.onManifest?.(outcome);
+    this.events.onManifestServed?.(route.storeName, chosen.digest);
     return chosen;
   }
 
@@ -294,6 +314,8 @@ export class MirrorRegistry implements Registry {
         maxResumes: this.opts.maxResumes,
         log: this.log,
         onSettled: (outcome, bytes, error) => {
+          // Blob bytes received from the upstream (manifests are counted by the client itself).
+          upstream.stats.bytes += bytes;
           if (error instanceof DigestMismatchError) this.events.onDigestMismatch?.();
           this.events.onFill?.(outcome, bytes, error);
         },

@@ -58,10 +58,16 @@ export class PushService {
 
   constructor(
     private readonly store: RegistryStore,
-    private readonly router: Router<unknown>,
-    private readonly opts: PushOptions,
+    private router: Router<unknown>,
+    private opts: PushOptions,
     private readonly log: Logger,
   ) {}
+
+  /** A reloaded configuration: push.repositories, delete and upload settings. */
+  reconfigure(router: Router<unknown>, opts: PushOptions): void {
+    this.router = router;
+    this.opts = opts;
+  }
 
   #key(repo: string, id: string): string {
     return `${repo}\u0000${id}`;

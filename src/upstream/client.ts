@@ -85,6 +85,8 @@ export class UpstreamClient {
   #openUntil = 0;
   rateLimit: RateLimit | undefined;
   readonly stats: UpstreamStats = { requests: 0, errors: 0, bytes: 0, tokenRequests: 0 };
+  /** Called once per HTTP exchange with the upstream (status, or 'error'; seconds to headers), for metrics. */
+  onExchange?: (status: number | 'error', seconds: number) => void;
 
   constructor(readonly config: UpstreamClientConfig, private readonly log: Logger) {
     const u = new URL(config.url);
@@ -148,10 +150,13 @@ export class UpstreamClient {
         throw this.#tokenFailure(e);
       }
       let res: Dispatcher.ResponseData;
+      const started = process.hrtime.bigint();
       try {
         this.stats.requests++;
         res = await this.#follow(opts.method, `${this.#basePath}${opts.path}`, { ...opts.headers, ...(authorization ? { authorization } : {}) }, opts.bodyTimeout);
+        this.onExchange?.(res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
       } catch (e) {
+        this.onExchange?.('error', Number(process.hrtime.bigint() - started) / 1e9);
         this.#failure();
         if (attempt < this.config.retries) {
           await sleep(backoff(attempt++));
@@ -291,6 +296,20 @@ export class UpstreamClient {
   }
 
   /** HEAD a blob: its size, or undefined when the upstream does not have it. */
+  /**
+   * Whether the upstream answers at all (GET /v2/, any HTTP status counts, 401 included), within
+   * `timeoutMs`. For readiness reports; never retried, never counted as a failure.
+   */
+  async probe(timeoutMs = 3000): Promise<string> {
+    try {
+      const res = await this.#pool.request({ path: `${this.#basePath}/v2/`, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
+      await res.body.dump();
+      return 'reachable';
+    } catch (e) {
+      return `unreachable: ${(e as Error).message}`;
+    }
+  }
+
   async headBlob(repository: string, digest: string): Promise<number | undefined> {
     const res = await this.request({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, repository });
     await res.body.dump();

@@ -37,6 +37,8 @@ export interface Faults {
   status?: number;
   /** Delay before answering, in ms. */
   delayMs?: number;
+  /** Pace blob bodies to about this many bytes per second. */
+  slowBlobs?: number;
 }
 
 export interface CountingProxy {
@@ -102,6 +104,10 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         sent += chunk.length;
         if (blobBody) record.bytes += chunk.length;
         res.write(chunk);
+        if (blobBody && faults.slowBlobs) {
+          ur.pause();
+          setTimeout(() => ur.resume(), (chunk.length / faults.slowBlobs) * 1000);
+        }
       });
       ur.on('end', () => res.end());
       ur.on('error', () => res.socket?.destroy());

@@ -1,0 +1,93 @@
+/**
+ * Prometheus metrics (prom-client), one registry per airlock. Counters are bumped by the events
+ * the mirror, the HTTP layer, eviction and prefetch report; upstream totals are read from each
+ * client's own counters when scraped, so the hot path pays nothing extra for them.
+ */
+import client from 'prom-client';
+import type { UpstreamClient } from '../upstream/client.js';
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly requests: client.Counter<'endpoint' | 'method' | 'status'>;
+  readonly responseBytes: client.Counter<'endpoint'>;
+  readonly cache: client.Counter<'kind' | 'outcome'>;
+  readonly upstreamLatency: client.Histogram<'upstream'>;
+  readonly upstreamExchanges: client.Counter<'upstream' | 'status'>;
+  readonly fillsInFlight: client.Gauge;
+  readonly fills: client.Counter<'outcome'>;
+  readonly digestMismatches: client.Counter;
+  readonly storeBytes: client.Gauge;
+  readonly storeBlobs: client.Gauge;
+  readonly evictions: client.Counter;
+  readonly evictedBytes: client.Counter;
+  readonly prefetchImages: client.Counter<'outcome'>;
+
+  #upstreams: UpstreamClient[] = [];
+  /** Retired upstream clients' totals, so counters never go backwards across a reload. */
+  readonly #retired = new Map<string, { requests: number; errors: number; bytes: number }>();
+
+  constructor(upstreams: ReadonlyMap<string, UpstreamClient>) {
+    const r = [this.registry];
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'airlock_' });
+    this.requests = new client.Counter({ name: 'airlock_http_requests_total', help: 'Requests answered, by endpoint, method and status', labelNames: ['endpoint', 'method', 'status'], registers: r });
+    this.responseBytes = new client.Counter({ name: 'airlock_http_response_bytes_total', help: 'Bytes of response bodies sent, by endpoint', labelNames: ['endpoint'], registers: r });
+    this.cache = new client.Counter({ name: 'airlock_cache_requests_total', help: 'Manifest and blob lookups by outcome (hit, miss, stale, revalidated)', labelNames: ['kind', 'outcome'], registers: r });
+    this.upstreamExchanges = new client.Counter({ name: 'airlock_upstream_responses_total', help: 'HTTP exchanges with upstreams, by status (or error)', labelNames: ['upstream', 'status'], registers: r });
+    this.upstreamLatency = new client.Histogram({ name: 'airlock_upstream_request_duration_seconds', help: 'Time to an upstream response\'s headers', labelNames: ['upstream'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: r });
+    this.fillsInFlight = new client.Gauge({ name: 'airlock_fills_in_flight', help: 'Blob fills from upstreams in progress', registers: r });
+    this.fills = new client.Counter({ name: 'airlock_fills_total', help: 'Blob fills finished, by outcome', labelNames: ['outcome'], registers: r });
+    this.digestMismatches = new client.Counter({ name: 'airlock_digest_mismatches_total', help: 'Upstream content that did not match its digest (never stored)', registers: r });
+    this.storeBytes = new client.Gauge({ name: 'airlock_store_bytes', help: 'Bytes of blobs in the store (at the last scan or change)', registers: r });
+    this.storeBlobs = new client.Gauge({ name: 'airlock_store_blobs', help: 'Blobs in the store (at the last scan)', registers: r });
+    this.evictions = new client.Counter({ name: 'airlock_evictions_total', help: 'Images evicted to stay under storage.maxSize', registers: r });
+    this.evictedBytes = new client.Counter({ name: 'airlock_evicted_bytes_total', help: 'Bytes of blobs removed by eviction', registers: r });
+    this.prefetchImages = new client.Counter({ name: 'airlock_prefetch_images_total', help: 'Images handled by prefetch runs, by outcome', labelNames: ['outcome'], registers: r });
+
+    const self = this;
+    const upstreamTotal = (name: string, help: string, pick: (u: { requests: number; errors: number; bytes: number }) => number) =>
+      new client.Counter({
+        name, help, labelNames: ['upstream'], registers: r,
+        collect() {
+          this.reset();
+          const totals = new Map<string, number>();
+          for (const [n, t] of self.#retired) totals.set(n, pick(t));
+          for (const u of self.#upstreams) totals.set(u.name, (totals.get(u.name) ?? 0) + pick(u.stats));
+          for (const [n, v] of totals) this.inc({ upstream: n }, v);
+        },
+      });
+    upstreamTotal('airlock_upstream_requests_total', 'Requests sent to each upstream (retries included)', (t) => t.requests);
+    upstreamTotal('airlock_upstream_errors_total', 'Failed exchanges with each upstream (connection errors, 5xx, token failures)', (t) => t.errors);
+    upstreamTotal('airlock_upstream_bytes_total', 'Blob bytes received from each upstream', (t) => t.bytes);
+    new client.Gauge({
+      name: 'airlock_upstream_available', help: '1 unless the upstream\'s circuit breaker is open', labelNames: ['upstream'], registers: r,
+      collect() {
+        this.reset();
+        for (const u of self.#upstreams) this.set({ upstream: u.name }, u.available ? 1 : 0);
+      },
+    });
+    this.watchUpstreams(upstreams);
+  }
+
+  /** Follows a new set of upstream clients (after a reload); the old ones' totals are kept. */
+  watchUpstreams(upstreams: ReadonlyMap<string, UpstreamClient>): void {
+    for (const u of this.#upstreams) {
+      const t = this.#retired.get(u.name) ?? { requests: 0, errors: 0, bytes: 0 };
+      this.#retired.set(u.name, { requests: t.requests + u.stats.requests, errors: t.errors + u.stats.errors, bytes: t.bytes + u.stats.bytes });
+    }
+    this.#upstreams = [...upstreams.values()];
+    for (const u of this.#upstreams) {
+      u.onExchange = (status, seconds) => {
+        this.upstreamExchanges.inc({ upstream: u.name, status: String(status) });
+        this.upstreamLatency.observe({ upstream: u.name }, seconds);
+      };
+    }
+  }
+
+  contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
