@@ -43,15 +43,16 @@ export class Metrics {
     this.evictedBytes = new client.Counter({ name: 'airlock_evicted_bytes_total', help: 'Bytes of blobs removed by eviction', registers: r });
     this.prefetchImages = new client.Counter({ name: 'airlock_prefetch_images_total', help: 'Images handled by prefetch runs, by outcome', labelNames: ['outcome'], registers: r });
 
-    const self = this;
+    const retired = () => this.#retired;
+    const current = () => this.#upstreams;
     const upstreamTotal = (name: string, help: string, pick: (u: { requests: number; errors: number; bytes: number }) => number) =>
       new client.Counter({
         name, help, labelNames: ['upstream'], registers: r,
         collect() {
           this.reset();
           const totals = new Map<string, number>();
-          for (const [n, t] of self.#retired) totals.set(n, pick(t));
-          for (const u of self.#upstreams) totals.set(u.name, (totals.get(u.name) ?? 0) + pick(u.stats));
+          for (const [n, t] of retired()) totals.set(n, pick(t));
+          for (const u of current()) totals.set(u.name, (totals.get(u.name) ?? 0) + pick(u.stats));
           for (const [n, v] of totals) this.inc({ upstream: n }, v);
         },
       });
@@ -62,7 +63,7 @@ export class Metrics {
       name: 'airlock_upstream_available', help: '1 unless the upstream\'s circuit breaker is open', labelNames: ['upstream'], registers: r,
       collect() {
         this.reset();
-        for (const u of self.#upstreams) this.set({ upstream: u.name }, u.available ? 1 : 0);
+        for (const u of current()) this.set({ upstream: u.name }, u.available ? 1 : 0);
       },
     });
     this.watchUpstreams(upstreams);
