@@ -98,7 +98,7 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
         evictAt: config.storage.evictAt,
         evictTo: config.storage.evictTo,
         // Only what can be fetched again: names that route to an upstream.
-        evictable: (repo) => !router.isLocal(repo) && router.route({ name: repo }).upstream !== undefined,
+        evictable: (repo) => !registry.router.isLocal(repo) && registry.router.route({ name: repo }).upstream !== undefined,
         busy: () => registry.fillingDigests(),
         recentMs: config.storage.evictMinAge,
       },
