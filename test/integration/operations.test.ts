@@ -140,13 +140,14 @@ describe('metrics and health', () => {
       // A request is counted when its response has finished, which may be a moment after the
       // client has read it: give the last one that moment.
       let m2 = await scrape();
-      for (let i = 0; i < 40 && m2.blobRequests - m0.blobRequests < 2 * img.blobs.length; i++) {
+      for (let i = 0; i < 40 && m2.blobRequests - m1.blobRequests < img.blobs.length; i++) {
         await new Promise((r) => setTimeout(r, 50));
         m2 = await scrape();
       }
       expect(m2.blobHit - m1.blobHit).toBe(img.blobs.length);
       expect(m2.upstreamBytes).toBe(m1.upstreamBytes);
-      expect(m2.blobRequests - m0.blobRequests).toBe(2 * img.blobs.length);
+      expect(m2.blobRequests - m1.blobRequests).toBe(img.blobs.length);
+      expect(m1.blobRequests - m0.blobRequests).toBeGreaterThan(0);
       expect(m2.text).toMatch(/^airlock_upstream_request_duration_seconds_count\{upstream="docker.io"\} [1-9]/m);
       expect(m2.text).toMatch(/^airlock_fills_total\{outcome="done"\} /m);
 
