@@ -139,19 +139,25 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.decorateRequest('endpoint', undefined);
   app.decorateRequest('user', undefined);
 
-  app.addHook('onRequest', (_request, reply, done) => {
+  const metrics = opts.metrics;
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('docker-distribution-api-version', API_VERSION);
+    if (metrics) {
+      // Counted when the connection is done with the response, whether it finished or the
+      // client hung up once it had its bytes (onResponse misses the latter).
+      reply.raw.once('close', () => {
+        const endpoint = request.endpoint ?? 'other';
+        metrics.requests.inc({ endpoint, method: request.method, status: String(reply.statusCode) });
+        const len = reply.getHeader('content-length');
+        if (request.method !== 'HEAD' && reply.statusCode !== 304) metrics.responseBytes.inc({ endpoint }, Number(len ?? 0));
+      });
+    }
     done();
   });
 
-  const metrics = opts.metrics;
   app.addHook('onResponse', (request, reply, done) => {
     const len = reply.getHeader('content-length');
-    if (metrics) {
-      const endpoint = request.endpoint ?? 'other';
-      metrics.requests.inc({ endpoint, method: request.method, status: String(reply.statusCode) });
-      if (request.method !== 'HEAD' && reply.statusCode !== 304) metrics.responseBytes.inc({ endpoint }, Number(len ?? 0));
-    }
+
     request.log.info(
       {
         method: request.method,
