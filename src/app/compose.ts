@@ -74,8 +74,11 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
         metrics.fillsInFlight.set(Math.max(0, registry.fillsInFlight - 1));
         if (outcome === 'done') {
           metrics.storeBytes.inc(bytes);
-          // A store that grew is checked against its limit shortly after (one check for a burst).
-          if (evictor && !evictSoon) {
+          // A store that grew is checked against its limit a second after the last fill of a
+          // burst (a pull's blobs arrive close together), so a check sees whole images; under
+          // steady load the minute's check still runs.
+          if (evictor) {
+            clearTimeout(evictSoon);
             evictSoon = setTimeout(() => {
               evictSoon = undefined;
               void runEviction();
