@@ -91,6 +91,14 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     forceCloseConnections: 'idle',
     // Requests that the router itself rejects (bad percent-encoding, …) still get OCI error JSON.
     frameworkErrors: (err, request, reply) => sendError(err, request, reply),
+    // And so do requests the HTTP parser cannot read at all (bytes not allowed in a URL, …).
+    clientErrorHandler: (err, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const code = (err as NodeJS.ErrnoException).code;
+      const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = JSON.stringify({ errors: [{ code: code === 'HPE_INVALID_URL' || code === 'HPE_INVALID_CHARACTER' ? 'NAME_INVALID' : 'UNSUPPORTED', message: `malformed HTTP request (${code ?? 'parse error'})` }] });
+      socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
   });
 
   // Bodies are bytes: a manifest must be stored exactly as sent, never parsed and re-serialized.

@@ -29,6 +29,9 @@ export function answerFor(err: unknown): ErrorAnswer {
     const detail = entry.status >= 500 ? undefined : err.detail;
     return { status: entry.status, body: errorBody(code, message, detail), headers: err.headers };
   }
+  if (isStorageFull(err)) {
+    return { status: 507, body: errorBody('UNKNOWN', 'the registry\'s storage is full; nothing was stored') };
+  }
   const fe = err as Partial<FastifyError>;
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
   if (status === 500) return { status, body: errorBody('UNKNOWN', ERROR_TABLE.INTERNAL.message) };
@@ -62,7 +65,13 @@ const DISCARD_LIMIT = 8 * 2 ** 20;
  */
 function discardBody(request: FastifyRequest, reply: FastifyReply): void {
   const raw = request.raw;
-  if (raw.complete || raw.destroyed || raw.readableEnded) return;
+  if (raw.complete || raw.readableEnded) return;
+  if (raw.destroyed) {
+    // Its unread bytes can never be parsed as a next request: the connection ends with this answer.
+    reply.header('connection', 'close');
+    reply.raw.once('finish', () => raw.socket?.end());
+    return;
+  }
   reply.header('connection', 'close');
   let seen = 0;
   raw.on('data', (c: Buffer) => {
@@ -71,4 +80,12 @@ function discardBody(request: FastifyRequest, reply: FastifyReply): void {
   });
   raw.on('error', () => undefined);
   raw.resume();
+}
+
+/** ENOSPC or EDQUOT anywhere in the cause chain. */
+function isStorageFull(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 8; e = e.cause as typeof e, i++) {
+    if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return true;
+  }
+  return false;
 }

@@ -133,7 +133,13 @@ export class BlobFill extends EventEmitter {
             }
             hash.update(chunk);
             const before = staged.bytesReadable;
-            await staged.write(chunk);
+            try {
+              await staged.write(chunk);
+            } catch (e) {
+              // The store could not take the bytes (disk full, I/O error): resuming the
+              // transfer cannot help.
+              throw new StoreWriteError(e);
+            }
             this.#received += chunk.length;
             if (staged.bytesReadable !== before) this.emit('progress');
           }
@@ -142,7 +148,7 @@ export class BlobFill extends EventEmitter {
           throw new UpstreamUnavailableError(`upstream body ended after ${this.#received} of ${this.size} bytes`);
         } catch (e) {
           this.#body = undefined;
-          const fatal = this.#aborted || (e instanceof MirrorError && !(e instanceof UpstreamUnavailableError)) || !headersSeen;
+          const fatal = this.#aborted || e instanceof StoreWriteError || (e instanceof MirrorError && !(e instanceof UpstreamUnavailableError)) || !headersSeen;
           if (fatal || resumes >= this.opts.maxResumes) throw e;
           resumes++;
           this.opts.log.warn({ digest: this.digest.toString(), offset: this.#received, attempt: resumes, err: (e as Error).message }, 'upstream transfer broke; resuming');
@@ -166,6 +172,9 @@ export class BlobFill extends EventEmitter {
       this.state = 'failed';
       this.error = e instanceof Error ? e : new Error(String(e));
       if (e instanceof DigestMismatchError) this.opts.log.error({ digest: this.digest.toString(), err: e.message }, 'upstream sent bytes that do not match the digest; discarded');
+      else if (e instanceof StoreWriteError || ['ENOSPC', 'EDQUOT', 'EIO'].includes(String((e as NodeJS.ErrnoException).code))) {
+        this.opts.log.error({ digest: this.digest.toString(), err: this.error.message, code: (e as NodeJS.ErrnoException).code }, 'blob fill failed: the store could not take the bytes');
+      }
       else this.opts.log.warn({ digest: this.digest.toString(), err: this.error.message }, 'blob fill failed');
       this.emit('progress');
       this.opts.onSettled?.('failed', this.#received, this.error);
@@ -275,5 +284,15 @@ class FillFollower extends Readable {
     this.#reader = undefined;
     if (r) r.close().then(() => cb(err), () => cb(err));
     else cb(err);
+  }
+}
+
+/** Writing a fill to the store failed (ENOSPC, EIO, …): fatal for the fill, logged as an error. */
+export class StoreWriteError extends Error {
+  readonly code?: string;
+  constructor(cause: unknown) {
+    super(`cannot write to the store: ${(cause as Error).message}`, { cause });
+    this.name = 'StoreWriteError';
+    this.code = (cause as NodeJS.ErrnoException).code;
   }
 }

@@ -39,6 +39,16 @@ export interface Faults {
   delayMs?: number;
   /** Pace blob bodies to about this many bytes per second. */
   slowBlobs?: number;
+  /** Cut the connection after this many bytes of a manifest GET body, for the next `times` GETs. */
+  cutManifest?: { afterBytes: number; times: number };
+  /** Flip one byte of manifest GET bodies. */
+  corruptManifest?: boolean;
+  /** Send blob bodies with extra bytes at the end (chunked, no Content-Length). */
+  extendBlob?: boolean;
+  /** Close the connection as soon as a request arrives, before any header. */
+  closeBeforeHeaders?: boolean;
+  /** With `status`: the Retry-After header to send. */
+  retryAfter?: string;
 }
 
 export interface CountingProxy {
@@ -80,14 +90,21 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       record.status = ur.statusCode ?? 0;
       const blobBody = digest && req.method === 'GET' && (ur.statusCode === 200 || ur.statusCode === 206);
       const corrupt = blobBody && (faults.corruptBlob === true || faults.corruptBlob === digest);
-      const cut = blobBody && faults.cutBlob && faults.cutBlob.times > 0 && (!faults.cutBlob.digest || faults.cutBlob.digest === digest) ? faults.cutBlob : undefined;
+      const manifestBody = !digest && p.includes('/manifests/') && req.method === 'GET' && ur.statusCode === 200;
+      const cut = blobBody && faults.cutBlob && faults.cutBlob.times > 0 && (!faults.cutBlob.digest || faults.cutBlob.digest === digest)
+        ? faults.cutBlob
+        : manifestBody && faults.cutManifest && faults.cutManifest.times > 0 ? faults.cutManifest : undefined;
       if (cut) cut.times--;
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      const corruptM = manifestBody && faults.corruptManifest;
+      const extend = blobBody && faults.extendBlob;
+      const outHeaders = { ...ur.headers };
+      if (extend) delete outHeaders['content-length'];
+      res.writeHead(ur.statusCode ?? 502, outHeaders);
       let sent = 0;
       let flipped = false;
       ur.on('data', (c: Buffer) => {
         let chunk = c;
-        if (corrupt && !flipped) {
+        if ((corrupt || corruptM) && !flipped) {
           chunk = Buffer.from(c);
           chunk[chunk.length >> 1] = chunk[chunk.length >> 1]! ^ 0xff;
           flipped = true;
@@ -109,7 +126,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
           setTimeout(() => ur.resume(), (chunk.length / faults.slowBlobs) * 1000);
         }
       });
-      ur.on('end', () => res.end());
+      ur.on('end', () => (extend ? res.end(Buffer.from('extra bytes')) : res.end()));
       ur.on('error', () => res.socket?.destroy());
     });
     up.on('error', () => res.socket?.destroy());
@@ -122,9 +139,14 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         req.socket.destroy();
         return;
       }
+      if (faults.closeBeforeHeaders) {
+        records.push({ method: req.method ?? 'GET', path: req.url ?? '/', status: 0, bytes: 0, authorization: !!req.headers.authorization });
+        req.socket.destroy();
+        return;
+      }
       if (faults.status) {
         records.push({ method: req.method ?? 'GET', path: req.url ?? '/', status: faults.status, bytes: 0, authorization: !!req.headers.authorization });
-        res.writeHead(faults.status, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}');
+        res.writeHead(faults.status, { 'content-type': 'application/json', ...(faults.retryAfter ? { 'retry-after': faults.retryAfter } : {}) }).end('{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}');
         return;
       }
       const p = req.url ?? '/';

@@ -36,7 +36,11 @@ const empty: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} };
 
 function body(request: FastifyRequest): AsyncIterable<Uint8Array> {
   const b = request.body as Readable | undefined;
-  return b && typeof (b as Readable).pipe === 'function' ? (b as AsyncIterable<Uint8Array>) : empty;
+  if (!b || typeof b.pipe !== 'function') return empty;
+  // A consumer that stops early (disk full, a wrong length) must not destroy the request: its
+  // remaining bytes are then read and dropped, so the error answer arrives and the connection
+  // stays in a known state (see discardBody in error-handler.ts).
+  return b.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
 }
 
 function uploadHeaders(reply: FastifyReply, name: string, id: string, size: number): FastifyReply {
