@@ -390,7 +390,7 @@ function* corpus(digest: string): Generator<{ method: string; path: string; head
     for (const raw of badNames) {
       // Raw non-ASCII bytes only on a GET (a parser-level refusal cannot know a HEAD wanted no body).
       yield { method: 'GET', path: `/v2/${raw}/manifests/latest` };
-      const n = raw.replace(/[^\x00-\x7f]/g, (c) => encodeURIComponent(c));
+      const n = raw.replace(/[\u0080-\uffff]/g, (c) => encodeURIComponent(c));
       yield { method: 'HEAD', path: `/v2/${n}/blobs/${digest}` };
       yield { method: 'GET', path: `/v2/${n}/tags/list` };
       yield { method: 'POST', path: `/v2/${n}/blobs/uploads/` };
