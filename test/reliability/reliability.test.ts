@@ -165,7 +165,7 @@ describe('upstream faults', () => {
     expect(clean).toBe(runs);
   }
 
-  it(`connection reset at random offsets in a blob (${N.resets} runs) and in a manifest (${N.manifestResets} runs)`, async () => {
+  it(`connection reset at random offsets in a blob (${N.resets} runs) and in a manifest (${N.manifestResets} runs)`, { timeout: 600_000 }, async () => {
     const blobUrl = `${reg.url}/v2/rel/big/blobs/${bigLayer.digest}`;
     await record('upstream', 'connection reset mid-blob, random offset, 1–4 cuts', N.resets, (i) =>
       trial(() => {
@@ -254,7 +254,7 @@ describe('upstream faults', () => {
 });
 
 describe('crashes', () => {
-  it(`kill -9 at random moments during cold fills and pushes (${N.kills} runs): no partial object, verify clean, completed images still pull`, async () => {
+  it(`kill -9 at random moments during cold fills and pushes (${N.kills} runs): no partial object, verify clean, completed images still pull`, { timeout: 600_000 }, async () => {
     const root = path.join(work, 'kill');
     const port = await freePort();
     const cfg = path.join(work, 'kill.yml');
@@ -432,7 +432,7 @@ function* corpus(digest: string): Generator<{ method: string; path: string; head
 }
 
 describe('hostile input', () => {
-  it(`${N.malformed} malformed requests against every route: 4xx with OCI error JSON, never 5xx, never a hang, nothing outside the root, bounded memory`, async () => {
+  it(`${N.malformed} malformed requests against every route: 4xx with OCI error JSON, never 5xx, never a hang, nothing outside the root, bounded memory`, { timeout: 600_000 }, async () => {
     const parent = path.join(work, 'hostile');
     const root = path.join(parent, 'store');
     await mkdir(path.join(parent, 'outside'), { recursive: true });
@@ -634,5 +634,5 @@ describe('load', () => {
     } finally {
       await reg.stop();
     }
-  });
+  }, N.loadMs + 120_000);
 });
