@@ -65,13 +65,9 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
     logger,
     {
       onManifest: (outcome) => metrics.cache.inc({ kind: 'manifest', outcome }),
-      onBlob: (outcome) => {
-        metrics.cache.inc({ kind: 'blob', outcome });
-        if (outcome === 'miss') metrics.fillsInFlight.set(registry.fillsInFlight);
-      },
+      onBlob: (outcome) => metrics.cache.inc({ kind: 'blob', outcome }),
       onFill: (outcome, bytes) => {
         metrics.fills.inc({ outcome });
-        metrics.fillsInFlight.set(Math.max(0, registry.fillsInFlight - 1));
         if (outcome === 'done') {
           metrics.storeBytes.inc(bytes);
           // A store that grew is checked against its limit a second after the last fill of a
@@ -91,6 +87,7 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
       onManifestServed: (name, digest) => accessTimes.touch(name, digest.toString()),
     },
   );
+  metrics.countFillsWith(() => registry.fillsInFlight);
   const maxSize = config.storage.maxSize;
   if (maxSize !== undefined) {
     evictor = new Evictor(
@@ -183,7 +180,6 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
       const target = next ?? current;
       const restart: string[] = [];
       if (next) {
-        const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
         if (!same(next.listen, current.listen)) restart.push('listen');
         if (!same(next.storage, current.storage)) restart.push('storage');
         if (!same(next.http, current.http)) restart.push('http');
@@ -194,7 +190,7 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
       // Prepare everything first: any failure leaves the running configuration untouched.
       const tlsFiles = target.tls && current.tls ? await readTls(target.tls) : undefined;
       const nextAccess = target.auth ? await AccessControl.load(target.auth, logger.child({ component: 'auth' })) : undefined;
-      const upstreamsChanged = next !== undefined && (!same2(next.upstreams, current.upstreams) || next.defaultUpstream !== current.defaultUpstream || !same2(next.push.repositories, current.push.repositories));
+      const upstreamsChanged = next !== undefined && (!same(next.upstreams, current.upstreams) || next.defaultUpstream !== current.defaultUpstream || !same(next.push.repositories, current.push.repositories));
       const nextUpstreams = upstreamsChanged && next ? await createUpstreams(next, logger) : undefined;
       // Swap.
       if (tlsFiles) (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext(tlsFiles);
@@ -342,6 +338,7 @@ function readinessCheck(root: string, upstreams: Map<string, UpstreamClient>) {
   };
 }
 
-function same2(a: unknown, b: unknown): boolean {
+/** Whether two configuration values (plain data from YAML) are equal. */
+function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -37,11 +37,9 @@ export interface StoreScan {
 export async function scanStore(store: RegistryStore, access: AccessTimes | undefined): Promise<StoreScan> {
   const sizes = new Map<string, number>();
   let totalBytes = 0;
-  for await (const d of store.blobs()) {
-    const info = await store.blobFileInfo(d);
-    if (!info) continue;
-    sizes.set(d.toString(), info.size);
-    totalBytes += info.size;
+  for await (const b of blobSizes(store)) {
+    sizes.set(b.digest, b.size);
+    totalBytes += b.size;
   }
   const pins = new Set((await store.pins()).map((p) => `${p.name}@${p.digest.toString()}`));
   const units: ImageUnit[] = [];
@@ -89,13 +87,19 @@ export async function scanStore(store: RegistryStore, access: AccessTimes | unde
 export async function storeTotals(store: RegistryStore): Promise<{ bytes: number; blobs: number }> {
   let bytes = 0;
   let blobs = 0;
-  for await (const d of store.blobs()) {
-    const info = await store.blobFileInfo(d);
-    if (!info) continue;
-    bytes += info.size;
+  for await (const b of blobSizes(store)) {
+    bytes += b.size;
     blobs++;
   }
   return { bytes, blobs };
+}
+
+/** Every blob in the store with its size (one stat each). */
+async function* blobSizes(store: RegistryStore): AsyncGenerator<{ digest: string; size: number }> {
+  for await (const d of store.blobs()) {
+    const info = await store.blobFileInfo(d);
+    if (info) yield { digest: d.toString(), size: info.size };
+  }
 }
 
 export interface EvictOptions {

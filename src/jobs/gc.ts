@@ -92,9 +92,11 @@ export class GarbageCollector {
       );
       let keep = new Set(revisions.map((d) => d.toString()));
       if (opts.deleteUntagged) keep = await this.#needed(repo, revisions, parsed, pins.get(repo), opts.grace, now);
+      const unneeded: Digest[] = [];
       for (const d of revisions) {
         const key = d.toString();
         if (!keep.has(key)) {
+          unneeded.push(d);
           report.manifestsDeleted.push({ name: repo, digest: key });
           continue;
         }
@@ -104,12 +106,7 @@ export class GarbageCollector {
         for (const b of blobDescriptors(m)) marked.add(b.digest.toString());
         for (const c of childManifests(m)) marked.add(c.digest.toString());
       }
-      if (!opts.dryRun) {
-        for (const m of report.manifestsDeleted.filter((x) => x.name === repo)) {
-          const d = revisions.find((r) => r.toString() === m.digest) as Digest;
-          await this.store.deleteManifest(repo, d);
-        }
-      }
+      if (!opts.dryRun) for (const d of unneeded) await this.store.deleteManifest(repo, d);
     }
 
     // ---- sweep ----

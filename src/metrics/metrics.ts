@@ -23,6 +23,7 @@ export class Metrics {
   readonly prefetchImages: client.Counter<'outcome'>;
 
   #upstreams: UpstreamClient[] = [];
+  #fillsInFlight: () => number = () => 0;
   /** Retired upstream clients' totals, so counters never go backwards across a reload. */
   readonly #retired = new Map<string, { requests: number; errors: number; bytes: number }>();
 
@@ -34,7 +35,13 @@ export class Metrics {
     this.cache = new client.Counter({ name: 'airlock_cache_requests_total', help: 'Manifest and blob lookups by outcome (hit, miss, stale, revalidated)', labelNames: ['kind', 'outcome'], registers: r });
     this.upstreamExchanges = new client.Counter({ name: 'airlock_upstream_responses_total', help: 'HTTP exchanges with upstreams, by status (or error)', labelNames: ['upstream', 'status'], registers: r });
     this.upstreamLatency = new client.Histogram({ name: 'airlock_upstream_request_duration_seconds', help: 'Time to an upstream response\'s headers', labelNames: ['upstream'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: r });
-    this.fillsInFlight = new client.Gauge({ name: 'airlock_fills_in_flight', help: 'Blob fills from upstreams in progress', registers: r });
+    const fills = () => this.#fillsInFlight();
+    this.fillsInFlight = new client.Gauge({
+      name: 'airlock_fills_in_flight', help: 'Blob fills from upstreams in progress', registers: r,
+      collect() {
+        this.set(fills());
+      },
+    });
     this.fills = new client.Counter({ name: 'airlock_fills_total', help: 'Blob fills finished, by outcome', labelNames: ['outcome'], registers: r });
     this.digestMismatches = new client.Counter({ name: 'airlock_digest_mismatches_total', help: 'Upstream content that did not match its digest (never stored)', registers: r });
     this.storeBytes = new client.Gauge({ name: 'airlock_store_bytes', help: 'Bytes of blobs in the store (at the last scan or change)', registers: r });
@@ -82,6 +89,11 @@ export class Metrics {
         this.upstreamLatency.observe({ upstream: u.name }, seconds);
       };
     }
+  }
+
+  /** Where the fills-in-flight gauge reads its value when scraped. */
+  countFillsWith(count: () => number): void {
+    this.#fillsInFlight = count;
   }
 
   contentType(): string {

@@ -16,6 +16,16 @@ function isNotFound(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+/** Opens a file, or undefined when it (or a directory on its path) does not exist. */
+async function openIfExists(file: string, flags: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(file, flags);
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+}
+
 function isAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
@@ -72,13 +82,8 @@ class FileStagedWrite implements StagedWrite {
 
   async openReader(): Promise<StagedReader | undefined> {
     // An open descriptor survives the rename at commit: the reader keeps reading the same inode.
-    let fh: FileHandle;
-    try {
-      fh = await open(this.tmpPath, 'r');
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+    const fh = await openIfExists(this.tmpPath, 'r');
+    if (!fh) return undefined;
     return {
       read: async (buf, position) => (await fh.read(buf, 0, buf.length, position)).bytesRead,
       close: () => fh.close(),
@@ -249,13 +254,8 @@ export class FilesystemDriver implements StorageDriver {
 
   async readStream(logical: string, range?: { start: number; end: number }): Promise<Readable | undefined> {
     // Open first so a missing file is an undefined here, not an error event mid-response.
-    let fh: FileHandle;
-    try {
-      fh = await open(this.resolve(logical), 'r');
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+    const fh = await openIfExists(this.resolve(logical), 'r');
+    if (!fh) return undefined;
     // The stream owns the FileHandle and closes it on end, error or destroy.
     return createReadStream('', { fd: fh, start: range?.start, end: range?.end, highWaterMark: READ_CHUNK, autoClose: true });
   }
@@ -299,13 +299,8 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async append(logical: string, source: AsyncIterable<Uint8Array>, expectedSize?: number): Promise<number | undefined> {
-    let fh: FileHandle;
-    try {
-      fh = await open(this.resolve(logical), 'r+');
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+    const fh = await openIfExists(this.resolve(logical), 'r+');
+    if (!fh) return undefined;
     try {
       const { size } = await fh.stat();
       if (expectedSize !== undefined && size !== expectedSize) throw new AppendOffsetError(logical, size, expectedSize);

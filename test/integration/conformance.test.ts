@@ -4,20 +4,20 @@
  * Each expectation the suite checks is checked here, plus what lands on disk.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
+import { blobFile, exists } from '../helpers/store-files.js';
 
 let work: string;
 let root: string;
 let reg: RunningAirlock;
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const blobPath = (d: string) => path.join(root, 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7), 'data');
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const blobPath = (d: string) => blobFile(root, d);
 
 async function call(method: string, p: string, opts: { headers?: Record<string, string>; body?: Buffer | string } = {}) {
   const r = await request(`${reg.url}${p}`, { method: method as 'GET', headers: opts.headers, body: opts.body });

@@ -15,6 +15,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAirlock } from '../helpers/airlock.js';
 import { runAirlock } from '../helpers/cli.js';
+import { blobFile } from '../helpers/store-files.js';
 import { startDistribution } from '../helpers/distribution.js';
 import { generateImage, generateIndex, type GeneratedImage } from '../helpers/images.js';
 import { pullToLayout } from '../helpers/skopeo.js';
@@ -87,10 +88,6 @@ async function offsetOf(tarFile: string, blob: Buffer): Promise<number> {
   return at;
 }
 
-function blobFile(root: string, digest: string): string {
-  const hex = digest.slice(7);
-  return path.join(root, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
-}
 
 const amd64 = () => img.index!.children[0]!;
 const arm64 = () => img.index!.children[1]!;

@@ -17,6 +17,7 @@ import { AIRLOCK_BIN, runAirlock } from '../helpers/cli.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { pullToLayout } from '../helpers/skopeo.js';
+import { blobFile, exists } from '../helpers/store-files.js';
 import { mirrorUpstreams, startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const run = promisify(execFile);
@@ -35,8 +36,6 @@ async function blobBytes(root: string): Promise<number> {
   return total;
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
-const blobFile = (root: string, d: string) => path.join(root, 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7), 'data');
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'airlock-ops-'));

@@ -19,6 +19,7 @@ import { runAirlock } from '../helpers/cli.js';
 import { startDistribution } from '../helpers/distribution.js';
 import { generateImage, generateIndex, type GeneratedImage } from '../helpers/images.js';
 import { pullToLayout, skopeoCopy } from '../helpers/skopeo.js';
+import { blobFile, exists } from '../helpers/store-files.js';
 import { mirrorUpstreams, startTestUpstream } from '../helpers/upstream.js';
 
 const run = promisify(execFile);
@@ -29,8 +30,6 @@ const img: Record<string, GeneratedImage> = {};
 const CI = { user: 'ci', password: 'ci-pass-1' };
 const VIEWER = { user: 'viewer', password: 'view-pass-2' };
 
-const blobFile = (root: string, d: string) => path.join(root, 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7), 'data');
-const exists = (p: string) => stat(p).then(() => true, () => false);
 
 /** A private CA and a server certificate for 127.0.0.1 signed by it, as the README shows. */
 async function makeCa(dir: string): Promise<void> {

@@ -26,6 +26,7 @@ import { AIRLOCK_BIN } from '../helpers/cli.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { pullToLayout } from '../helpers/skopeo.js';
+import { blobFile } from '../helpers/store-files.js';
 import { mirrorUpstreams, startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const FULL = process.env.AIRLOCK_RELIABILITY === 'full';
@@ -305,7 +306,7 @@ describe('crashes', () => {
       // The restart removed the killed process's temp files; nothing partial is visible.
       const leftover = await readdir(path.join(root, '.airlock/tmp', String(pid))).then(() => 1, () => 0);
       const bad = (await corruptObjects(root, { tmpMayHold: true })) + leftover;
-      const pushed = await stat(path.join(root, 'docker/registry/v2/blobs/sha256', sha(pushData).slice(7, 9), sha(pushData).slice(7), 'data')).then((s) => s.size, () => -1);
+      const pushed = await stat(blobFile(root, sha(pushData))).then((s) => s.size, () => -1);
       const blobOk = pushed === -1 || pushed === pushData.length;
       const stillPulls = (await pullToLayout(`docker://127.0.0.1:${port}/rel/small:v1`, path.join(work, `kill-${i}`)).then((p) => p.manifestDigest)) === small.manifestDigest;
       corrupt += bad + (blobOk ? 0 : 1);
