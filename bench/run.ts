@@ -52,7 +52,7 @@ function stats(runs: number[]): Stats {
   return { min: s[0]!, median: s[Math.floor(s.length / 2)]!, max: s[s.length - 1]!, runs };
 }
 
-interface Mirror { name: 'airlock' | 'distribution'; url: string; host: string; pid?: number; stop(): Promise<void> }
+interface Mirror { name: 'airlock' | 'distribution'; url: string; host: string; pid?: number; stop(): Promise<void>; logs?(): string }
 
 async function waitReady(url: string, ms: number, gone: () => boolean = () => false): Promise<void> {
   const until = Date.now() + ms;
@@ -92,7 +92,9 @@ async function startAirlockOnce(root: string, port: number, upstream?: TestUpstr
   await writeFile(cfg, `${lines.join('\n')}\n`);
   // AIRLOCK_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles each airlock process.
   const nodeArgs = (process.env.AIRLOCK_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, path.join(repoRoot, 'dist/cli/main.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, path.join(repoRoot, 'dist/cli/main.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its error log lines (level warn and up are all it writes) tell which side failed a case.
+  child.stdout.on('data', (b: Buffer) => process.stderr.write(b.toString().split('\n').filter(Boolean).map((l) => `airlock ${port}: ${l}\n`).join('')));
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => {
     stderr += b.toString();
@@ -117,7 +119,7 @@ async function startAirlockOnce(root: string, port: number, upstream?: TestUpstr
 
 async function startDistributionMirror(root: string, upstream?: TestUpstream): Promise<Mirror> {
   const d = await startDistribution({ root, ...(upstream ? { proxy: { remoteUrl: upstream.proxy.url, username: READER.user, password: READER.password } } : {}) });
-  return { name: 'distribution', url: d.url, host: d.host, pid: d.pid, stop: () => d.stop() };
+  return { name: 'distribution', url: d.url, host: d.host, pid: d.pid, stop: () => d.stop(), logs: () => d.logs() };
 }
 
 const starters = { airlock: startAirlockProcess, distribution: startDistributionMirror };
@@ -399,6 +401,9 @@ async function coldMirror<T>(who: 'airlock' | 'distribution', up: TestUpstream, 
   const m = await starters[who](root, up);
   try {
     return await fn(m);
+  } catch (e) {
+    // Say which side failed, with what it logged (airlock's error lines are already on stderr).
+    throw new Error(`${m.name} on ${m.host}: ${(e as Error).message}${m.logs ? `\n${m.name} log: ${m.logs().slice(-4000)}` : ''}`, { cause: e });
   } finally {
     await m.stop();
     await rm(root, { recursive: true, force: true });
