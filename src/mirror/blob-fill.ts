@@ -2,9 +2,10 @@
  * A blob being fetched from an upstream into the store, and the clients following it.
  *
  * One fill per digest, whatever the number of clients (single flight). The fill writes the
- * upstream's bytes into a staged (temp) object while hashing them; every client, the first one
- * included, reads that object as it grows, so a slow client never stalls the fill or the others
- * and a client that disconnects does not abort it. The last byte is only released after the
+ * upstream's bytes into a staged (temp) object while hashing them. Clients that keep up get the
+ * newest bytes from memory (the upstream's chunks, shared); clients further behind read the
+ * staged object as it grows. So a slow client never stalls the fill or the others, and a
+ * client that disconnects does not abort it. The last byte is only released after the
  * digest and length are verified and every byte is written through (the commit, fsync and rename,
  * follows): a client of a corrupt transfer sees a broken connection, never a clean end with wrong
  * bytes. A connection that breaks mid-blob
@@ -12,11 +13,12 @@
  * the range), keeping the hash running.
  */
 import { EventEmitter } from 'node:events';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Logger } from '../logging/logger.js';
 import { createHasher, type Digest } from '../oci/digest.js';
 import { DigestMismatchError, MirrorError, UpstreamBadResponseError, UpstreamUnavailableError } from '../oci/errors.js';
-import type { StagedReader, StagedWrite } from '../storage/driver.js';
+import type { PositionalReader, StagedWrite } from '../storage/driver.js';
+import { PooledReadable } from '../storage/pooled-readable.js';
 import type { RegistryStore } from '../storage/registry-store.js';
 
 export interface FillSource {
@@ -33,10 +35,11 @@ export interface FillOptions {
 }
 
 /**
- * A follower's read size. Smaller than the 1 MiB of local reads: with many clients following
- * many fills, each holds up to two of these, and RSS matters more than the last few % here.
+ * The newest bytes of a fill stay in memory (the upstream's own chunks, shared, never copied):
+ * clients that keep up with the download are served from here, with no wait for the write to
+ * the store and no read back from it; clients further behind read the staged object.
  */
-const READ_CHUNK = 512 << 10;
+const WINDOW_BYTES = 2 << 20;
 
 export class BlobFill extends EventEmitter {
   state: 'running' | 'done' | 'failed' = 'running';
@@ -55,6 +58,10 @@ export class BlobFill extends EventEmitter {
   #received = 0;
   /** The bytes hash to the digest and are all written through: clients may have the last byte. */
   #verified = false;
+  /** The newest received chunks, from offset #windowStart on (WINDOW_BYTES and a chunk at most). */
+  #window: Buffer[] = [];
+  #windowStart = 0;
+  #windowBytes = 0;
 
   constructor(
     readonly digest: Digest,
@@ -86,6 +93,23 @@ export class BlobFill extends EventEmitter {
     if (this.state === 'done' || this.#verified) return this.size ?? 0;
     const flushed = this.#staged?.bytesReadable ?? 0;
     return Math.max(0, this.size === undefined ? flushed - 1 : Math.min(flushed, this.size - 1));
+  }
+
+  /** Bytes a follower may take from memory now: received, never the last byte before verification. */
+  get received(): number {
+    if (this.state === 'done' || this.#verified) return this.size ?? 0;
+    return Math.max(0, this.size === undefined ? this.#received - 1 : Math.min(this.#received, this.size - 1));
+  }
+
+  /** Up to `max` bytes from `pos` out of the in-memory window (below `received`), or undefined. */
+  windowSlice(pos: number, max: number): Buffer | undefined {
+    let at = this.#windowStart;
+    if (pos < at) return undefined;
+    for (const c of this.#window) {
+      if (pos < at + c.length) return c.subarray(pos - at, Math.min(c.length, pos - at + max));
+      at += c.length;
+    }
+    return undefined;
   }
 
   /** Stops the fill (shutdown): the temp object is removed, followers see an error. */
@@ -132,7 +156,9 @@ export class BlobFill extends EventEmitter {
               throw new DigestMismatchError(this.digest.toString(), `more than ${this.size} bytes`);
             }
             hash.update(chunk);
-            const before = staged.bytesReadable;
+            this.#remember(chunk);
+            this.#received += chunk.length;
+            this.emit('progress');
             try {
               await staged.write(chunk);
             } catch (e) {
@@ -140,8 +166,6 @@ export class BlobFill extends EventEmitter {
               // transfer cannot help.
               throw new StoreWriteError(e);
             }
-            this.#received += chunk.length;
-            if (staged.bytesReadable !== before) this.emit('progress');
           }
           this.#body = undefined;
           if (this.size === undefined || this.#received === this.size) break;
@@ -182,63 +206,69 @@ export class BlobFill extends EventEmitter {
     }
   }
 
+  #remember(chunk: Buffer): void {
+    this.#window.push(chunk);
+    this.#windowBytes += chunk.length;
+    while (this.#window.length > 1 && this.#windowBytes - this.#window[0]!.length >= WINDOW_BYTES) {
+      const old = this.#window.shift()!;
+      this.#windowStart += old.length;
+      this.#windowBytes -= old.length;
+    }
+  }
+
   /** A stream of the blob from `start` (inclusive) to `end` (inclusive, default: the end). */
   follow(start = 0, end?: number): Readable {
     return new FillFollower(this, this.store, start, end);
   }
 
   /** For the follower: a reader on the staged object, or undefined once it moved or failed. */
-  openStagedReader(): Promise<StagedReader | undefined> {
+  openStagedReader(): Promise<PositionalReader | undefined> {
     return this.#staged ? this.#staged.openReader() : Promise.resolve(undefined);
   }
 }
 
-class FillFollower extends Readable {
+/**
+ * One client's stream of a fill: reads the staged object as the fill writes it (waiting for
+ * progress when it has caught up), and the committed blob once the staged object has moved.
+ * A reader opened before the commit keeps its descriptor (the same inode) to the end.
+ */
+class FillFollower extends PooledReadable {
   #pos: number;
-  #reader: StagedReader | undefined;
-  #final: Readable | undefined;
+  #reader: PositionalReader | undefined;
   #opened = false;
-  #pumping = false;
+  #final = false;
 
   constructor(private readonly fill: BlobFill, private readonly store: RegistryStore, start: number, private readonly end?: number) {
-    super({ highWaterMark: READ_CHUNK });
+    super();
     this.#pos = start;
   }
 
-  override _read(): void {
-    if (this.#final) {
-      this.#final.resume();
-      return;
-    }
-    // One pump at a time: push() may ask for more while a read is still in flight.
-    if (this.#pumping) return;
-    this.#pumping = true;
-    this.#pump().then(
-      () => {
-        this.#pumping = false;
-      },
-      (e: unknown) => {
-        this.#pumping = false;
-        this.destroy(e as Error);
-      },
-    );
+  #last(): number {
+    const f = this.fill;
+    return this.end ?? (f.size === undefined ? Infinity : f.size - 1);
   }
 
-  /** Reads until the consumer is full, the fill must be waited for, or the end. */
-  async #pump(): Promise<void> {
+  protected override remaining(): number | undefined {
+    const last = this.#last();
+    return last === Infinity ? undefined : last + 1 - this.#pos;
+  }
+
+  protected async next(buf: Buffer): Promise<number | Buffer> {
     const f = this.fill;
-    const last = () => (this.end ?? (f.size === undefined ? Infinity : f.size - 1));
     for (;;) {
-      if (this.destroyed) return;
-      if (f.state === 'failed') {
-        this.destroy(f.error ?? new Error('fill failed'));
-        return;
+      if (this.destroyed) return 0;
+      if (f.state === 'failed') throw f.error ?? new Error('fill failed');
+      const last = this.#last();
+      if (this.#pos > last) return 0;
+      const inMemory = Math.min(f.received, last + 1);
+      if (this.#pos < inMemory) {
+        const b = f.windowSlice(this.#pos, Math.min(buf.length, inMemory - this.#pos));
+        if (b) {
+          this.#pos += b.length;
+          return b;
+        }
       }
-      if (this.#pos > last()) {
-        this.push(null);
-        return;
-      }
-      const limit = Math.min(f.readable, last() + 1);
+      const limit = this.#final ? last + 1 : Math.min(f.readable, last + 1);
       if (this.#pos >= limit) {
         await new Promise<void>((r) => f.once('progress', r));
         continue;
@@ -248,42 +278,28 @@ class FillFollower extends Readable {
         this.#reader = await f.openStagedReader();
       }
       if (!this.#reader) {
-        // The staged object is gone: committed (read the final blob) or failed.
+        // The staged object is gone: committed (read the stored blob) or failed.
         if (f.state !== 'done') {
           await new Promise<void>((r) => f.once('progress', r));
           this.#opened = false;
           continue;
         }
-        await this.#pipeFinal();
-        return;
+        this.#reader = await this.store.openBlobReader(f.digest);
+        if (!this.#reader) throw new Error('committed blob is missing');
+        this.#final = true;
+        continue;
       }
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit - this.#pos));
-      const n = await this.#reader.read(buf, this.#pos);
+      const n = await this.#reader.read(buf.length > limit - this.#pos ? buf.subarray(0, limit - this.#pos) : buf, this.#pos);
       if (n === 0) throw new Error('staged blob shorter than announced');
       this.#pos += n;
-      if (!this.push(n === buf.length ? buf : buf.subarray(0, n))) return;
+      return n;
     }
   }
 
-  async #pipeFinal(): Promise<void> {
-    if (this.#final) return;
-    const s = await this.store.openBlob(this.fill.digest, { start: this.#pos, end: this.end ?? (this.fill.size ?? 1) - 1 });
-    if (!s) throw new Error('committed blob is missing');
-    this.#final = s;
-    s.on('data', (c: Buffer) => {
-      this.#pos += c.length;
-      if (!this.push(c)) s.pause();
-    });
-    s.once('end', () => this.push(null));
-    s.once('error', (e) => this.destroy(e));
-  }
-
-  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    this.#final?.destroy();
+  protected async release(): Promise<void> {
     const r = this.#reader;
     this.#reader = undefined;
-    if (r) r.close().then(() => cb(err), () => cb(err));
-    else cb(err);
+    await r?.close();
   }
 }
 

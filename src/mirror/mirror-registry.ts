@@ -51,7 +51,7 @@ export class MirrorRegistry implements Registry {
   readonly #fills = new Map<string, BlobFill>();
   readonly #flights = new Map<string, Promise<ManifestResponse>>();
   /** store name + tag → when the tag was last confirmed with the upstream. */
-  readonly #tagChecked = new LRUCache<string, number>({ max: 100_000 });
+  readonly #tagChecked = new LRUCache<string, number>({ max: 20_000 });
 
   constructor(
     readonly store: RegistryStore,

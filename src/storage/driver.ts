@@ -36,12 +36,13 @@ export interface StagedWrite {
    * committed and moved: read the final object then). Only flushed bytes are readable: see
    * `bytesReadable`.
    */
-  openReader(): Promise<StagedReader | undefined>;
+  openReader(): Promise<PositionalReader | undefined>;
   /** How many bytes a reader can read now (written through to the medium). */
   readonly bytesReadable: number;
 }
 
-export interface StagedReader {
+/** Reads at any offset (a staged write as it grows, a stored file). */
+export interface PositionalReader {
   /** Reads into `buf` from `position`; resolves with the bytes read (0 at the current end). */
   read(buf: Buffer, position: number): Promise<number>;
   close(): Promise<void>;
@@ -54,6 +55,8 @@ export interface StorageDriver {
   readFile(path: string, maxBytes: number): Promise<Buffer | undefined>;
   /** A stream of the file (or of the inclusive byte range); undefined when missing. */
   readStream(path: string, range?: { start: number; end: number }): Promise<Readable | undefined>;
+  /** A positional reader of the file; undefined when missing. */
+  openReader(path: string): Promise<PositionalReader | undefined>;
   /** Atomically replaces the file's content (temp, fsync, rename). */
   writeFile(path: string, data: Uint8Array | string): Promise<void>;
   /** A staged write for large content. */

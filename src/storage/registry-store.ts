@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { Digest, digestBytes } from '../oci/digest.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { ManifestReference } from '../oci/reference.js';
-import type { StagedWrite, StorageDriver } from './driver.js';
+import type { PositionalReader, StagedWrite, StorageDriver } from './driver.js';
 import * as p from './paths.js';
 
 export interface StoredManifest {
@@ -49,7 +49,7 @@ export class RegistryStore {
    * syscall, yet a change made by another process (registry:2 on the same directory) is seen
    * within that second. Our own writes update it at once.
    */
-  readonly #links = new LRUCache<string, Digest | true>({ max: 100_000, ttl: 1000, ttlAutopurge: false });
+  readonly #links = new LRUCache<string, Digest | true>({ max: 10_000, ttl: 1000, ttlAutopurge: false });
 
   constructor(readonly driver: StorageDriver, private readonly opts: RegistryStoreOptions) {
     this.#manifests = new LRUCache<string, StoredManifest>({
@@ -104,6 +104,11 @@ export class RegistryStore {
 
   openBlob(d: Digest, range?: { start: number; end: number }): Promise<Readable | undefined> {
     return this.driver.readStream(p.blobDataPath(d), range);
+  }
+
+  /** A positional reader of a stored blob; undefined when it is not stored. */
+  openBlobReader(d: Digest): Promise<PositionalReader | undefined> {
+    return this.driver.openReader(p.blobDataPath(d));
   }
 
   async resolveTag(repo: string, tag: string): Promise<Digest | undefined> {

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAirlock } from '../helpers/airlock.js';
-import { AIRLOCK_BIN, runAirlock } from '../helpers/cli.js';
+import { AIRLOCK_BIN, NODE_FLAGS, runAirlock } from '../helpers/cli.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { pullToLayout } from '../helpers/skopeo.js';
@@ -176,7 +176,7 @@ describe('metrics and health', () => {
 
 describe('process life', () => {
   async function serveProcess(cfg: string) {
-    const child = spawn(process.execPath, [AIRLOCK_BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, AIRLOCK_BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));

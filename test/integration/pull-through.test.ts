@@ -174,6 +174,37 @@ describe('cold and warm pulls', () => {
   });
 });
 
+describe('clients of one fill', () => {
+  it('a client that keeps up, a slow one and a late one all get every byte of a fill, fetched once', async () => {
+    // The fill keeps its newest 2 MiB in memory: the fast client is served from there, the slow
+    // one falls more than that behind and the late one starts outside it, so both read the
+    // staged file (and then the stored blob) instead.
+    const a = await airlockFor();
+    try {
+      const layer = img.big!.blobs.find((b) => b.size > 5_000_000)!;
+      up.proxy.faults.slowBlobs = 4_000_000;
+      const url = `${a.url}/v2/library/big/blobs/${layer.digest}`;
+      const read = async (opts: { delayFirstMs?: number; pauseMs?: number }) => {
+        if (opts.delayFirstMs) await new Promise((r) => setTimeout(r, opts.delayFirstMs));
+        const r = await request(url);
+        expect(r.statusCode).toBe(200);
+        const parts: Buffer[] = [];
+        for await (const c of r.body) {
+          parts.push(c as Buffer);
+          if (opts.pauseMs) await new Promise((res) => setTimeout(res, opts.pauseMs));
+        }
+        return digestBytes(Buffer.concat(parts)).toString();
+      };
+      const got = await Promise.all([read({}), read({ pauseMs: 40 }), read({ delayFirstMs: 900 })]);
+      expect(got).toEqual([layer.digest, layer.digest, layer.digest]);
+      expect(up.proxy.blobGets(layer.digest)).toBe(1);
+      await assertStoreVerified(a.config.storage.root);
+    } finally {
+      await a.stop();
+    }
+  });
+});
+
 describe('upstream behaviour', () => {
   it('follows blob redirects to another origin without Authorization, and relative ones', async () => {
     for (const mode of ['cdn', 'relative'] as const) {

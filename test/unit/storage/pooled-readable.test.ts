@@ -1,0 +1,100 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FilesystemDriver } from '../../../src/storage/filesystem-driver.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('stored-file streams with recycled buffers', () => {
+  let dir: string;
+  let driver: FilesystemDriver;
+  let data: Buffer;
+  let server: http.Server;
+  let base: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-pooled-'));
+    driver = new FilesystemDriver(dir);
+    data = randomBytes(16 * 1024 * 1024 + 12345);
+    await writeFile(path.join(dir, 'blob'), data);
+    server = http.createServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      const start = u.searchParams.has('start') ? Number(u.searchParams.get('start')) : undefined;
+      const end = u.searchParams.has('end') ? Number(u.searchParams.get('end')) : undefined;
+      void driver.readStream('blob', start !== undefined && end !== undefined ? { start, end } : undefined).then((s) => s!.pipe(res));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** GETs a URL, reading slowly when asked (so buffers wait in the socket while others reuse the pool). */
+  function get(url: string, slow: boolean): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      http.get(url, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => {
+          parts.push(c);
+          if (slow) {
+            res.pause();
+            setTimeout(() => res.resume(), 2);
+          }
+        });
+        res.on('end', () => resolve(Buffer.concat(parts)));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+  }
+
+  it('serves every byte right to many concurrent responses, fast and slow, whole and ranged', async () => {
+    const jobs: Array<Promise<void>> = [];
+    for (let i = 0; i < 12; i++) {
+      const ranged = i % 3 === 0;
+      const start = ranged ? 1000 * i + 7 : 0;
+      const end = ranged ? data.length - 1 - 333 * i : data.length - 1;
+      const url = ranged ? `${base}/?start=${start}&end=${end}` : `${base}/`;
+      jobs.push(get(url, i % 2 === 0).then((b) => expect(sha(b)).toBe(sha(data.subarray(start, end + 1)))));
+    }
+    await Promise.all(jobs);
+  });
+
+  it('gives fresh buffers to other consumers, which may keep every chunk', async () => {
+    // A PassThrough keeps the chunks it was written until they are read: reading them only at
+    // the end shows whether any was overwritten by a later read.
+    const s = (await driver.readStream('blob'))!;
+    const hold = new PassThrough({ highWaterMark: data.length * 2 });
+    s.pipe(hold);
+    await new Promise((r) => s.once('end', r));
+    const chunks: Buffer[] = [];
+    for (let c = hold.read() as Buffer | null; c; c = hold.read() as Buffer | null) chunks.push(c);
+    expect(sha(Buffer.concat(chunks))).toBe(sha(data));
+    const it2 = (await driver.readStream('blob', { start: 5, end: 1_000_004 }))!;
+    const got: Buffer[] = [];
+    for await (const c of it2) got.push(c as Buffer);
+    expect(sha(Buffer.concat(got))).toBe(sha(data.subarray(5, 1_000_005)));
+  });
+
+  it('stops reading and closes the file when the response goes away', async () => {
+    const before = (await import('node:fs')).readdirSync('/proc/self/fd').length;
+    await new Promise<void>((resolve) => {
+      http.get(`${base}/`, (res) => {
+        res.once('data', () => {
+          res.destroy();
+          resolve();
+        });
+      });
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const after = (await import('node:fs')).readdirSync('/proc/self/fd').length;
+    expect(after).toBeLessThanOrEqual(before);
+  });
+});
