@@ -34,7 +34,7 @@ const N = {
   manifestResets: FULL ? 50 : 8,
   kills: FULL ? 30 : 5,
   malformed: FULL ? 12_000 : 2_000,
-  loadMs: Number(process.env.LOADMS ?? 0) || (FULL ? 300_000 : 6_000),
+  loadMs: FULL ? 300_000 : 6_000,
 };
 const MiB = 2 ** 20;
 const silent = createLogger({ level: 'silent' });
