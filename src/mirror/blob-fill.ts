@@ -41,6 +41,12 @@ export interface FillOptions {
  */
 const WINDOW_BYTES = 2 << 20;
 
+/**
+ * Read size for clients behind the window. Smaller than stored-file reads: many clients follow
+ * one fill at once, and each holds up to two of these.
+ */
+const FOLLOWER_READ = 128 << 10;
+
 export class BlobFill extends EventEmitter {
   state: 'running' | 'done' | 'failed' = 'running';
   /** Total size, known once the upstream's headers arrived. */
@@ -239,7 +245,7 @@ class FillFollower extends PooledReadable {
   #final = false;
 
   constructor(private readonly fill: BlobFill, private readonly store: RegistryStore, start: number, private readonly end?: number) {
-    super();
+    super(FOLLOWER_READ);
     this.#pos = start;
   }
 

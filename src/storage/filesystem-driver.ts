@@ -61,12 +61,18 @@ function asBuffer(chunk: Uint8Array): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
+/**
+ * Read size for stored files: with one read ahead, 512 KiB keeps up with loopback sockets (the
+ * per-read overhead dominates below that), and a response holds at most two.
+ */
+const LOCAL_READ = 512 << 10;
+
 /** A file (or an inclusive range of it) as a stream; reads at the stream's own position. */
 class FileStream extends PooledReadable {
   #pos: number;
 
   constructor(private readonly fh: FileHandle, start: number, private readonly end: number | undefined) {
-    super();
+    super(LOCAL_READ);
     this.#pos = start;
   }
 

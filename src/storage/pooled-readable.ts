@@ -16,27 +16,29 @@
 import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 
-/** Size of the recycled buffers (and of fresh ones for other consumers). */
-export const CHUNK = 128 << 10;
+/** Free buffers kept for reuse, per buffer size; beyond this many, returned ones go to the GC. */
+const MAX_FREE = 16;
+const pools = new Map<number, Buffer[]>();
 
-/** Free buffers kept for reuse; beyond this, returned buffers are left to the GC. */
-const MAX_FREE = 32;
-const free: Buffer[] = [];
-
-function take(): Buffer {
-  return free.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+function take(size: number): Buffer {
+  return pools.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
 }
 
 function give(b: Buffer): void {
+  let free = pools.get(b.length);
+  if (!free) pools.set(b.length, (free = []));
   if (free.length < MAX_FREE) free.push(b);
 }
+
+type Got = { buf: Buffer; got: number | Buffer };
 
 export abstract class PooledReadable extends Readable {
   #pumping = false;
   #direct = false;
 
-  constructor() {
-    super({ highWaterMark: CHUNK });
+  /** `chunk`: the read size, and the size of the recycled buffers. */
+  constructor(private readonly chunk: number) {
+    super({ highWaterMark: chunk });
   }
 
   /**
@@ -65,37 +67,51 @@ export abstract class PooledReadable extends Readable {
     return dest;
   }
 
-  async #pumpTo(res: ServerResponse, end: boolean): Promise<void> {
-    for (;;) {
-      if (this.destroyed || res.destroyed) return;
-      const buf = take();
-      let got: number | Buffer;
-      try {
-        got = await this.next(buf);
-      } catch (e) {
+  #read(): Promise<Got> {
+    const buf = take(this.chunk);
+    return this.next(buf).then(
+      (got) => ({ buf, got }),
+      (e: unknown) => {
         give(buf);
         throw e;
-      }
-      if (typeof got !== 'number') {
-        give(buf);
-        if (this.destroyed || res.destroyed) return;
-        if (!res.write(got)) await drained(res);
-        continue;
-      }
-      const n = got;
-      if (n === 0 || this.destroyed || res.destroyed) {
-        give(buf);
-        if (n === 0 && !this.destroyed) {
-          this.push(null);
-          if (end) res.end();
+      },
+    );
+  }
+
+  /**
+   * One read ahead: the next chunk is read while the current one is being written, so the
+   * file's latency and the socket's overlap (two buffers per response at most).
+   */
+  async #pumpTo(res: ServerResponse, end: boolean): Promise<void> {
+    let ahead: Promise<Got> | undefined = this.#read();
+    try {
+      for (;;) {
+        const { buf, got }: Got = await ahead!;
+        ahead = undefined;
+        if (this.destroyed || res.destroyed || got === 0) {
+          give(buf);
+          if (got === 0 && !this.destroyed) {
+            this.push(null);
+            if (end) res.end();
+          }
+          return;
         }
-        return;
+        ahead = this.#read();
+        let more: boolean;
+        if (typeof got !== 'number') {
+          give(buf);
+          more = res.write(got);
+        } else {
+          // A failed write never hands the buffer back: the GC takes it.
+          more = res.write(got === buf.length ? buf : buf.subarray(0, got), (err) => {
+            if (!err) give(buf);
+          });
+        }
+        if (!more) await drained(res);
       }
-      // A failed write never hands the buffer back: the GC takes it.
-      const more = res.write(n === buf.length ? buf : buf.subarray(0, n), (err) => {
-        if (!err) give(buf);
-      });
-      if (!more) await drained(res);
+    } finally {
+      // Stopped early: the read ahead's buffer goes back to the pool, its failure is moot.
+      ahead?.then(({ buf }) => give(buf), () => undefined);
     }
   }
 
@@ -117,7 +133,7 @@ export abstract class PooledReadable extends Readable {
   async #readSome(): Promise<void> {
     for (;;) {
       if (this.destroyed) return;
-      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(CHUNK, this.remaining() ?? CHUNK)));
+      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(this.chunk, this.remaining() ?? this.chunk)));
       const got = await this.next(buf);
       if (this.destroyed) return;
       if (typeof got !== 'number') {
