@@ -93,17 +93,26 @@ class FileStream extends PooledReadable {
   }
 }
 
+/**
+ * Bytes are gathered up to WRITE_BUFFER and written with one writev in the background (write
+ * behind): the caller goes on receiving while the previous batch is on its way to the file, and
+ * waits only when a second batch is full before the first is written (memory: two batches).
+ */
 class FileStagedWrite implements StagedWrite {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #written = 0;
+  #inFlight: Promise<void> | undefined;
+  #inFlightBytes = 0;
+  /** A background write failed: every later call fails with it. */
+  #failed: Error | undefined;
   #done = false;
   #sealed = false;
 
   constructor(private readonly fh: FileHandle, private readonly tmpPath: string, private readonly driver: FilesystemDriver) {}
 
   get bytesWritten(): number {
-    return this.#written + this.#pendingBytes;
+    return this.#written + this.#inFlightBytes + this.#pendingBytes;
   }
 
   get bytesReadable(): number {
@@ -122,34 +131,45 @@ class FileStagedWrite implements StagedWrite {
 
   async write(chunk: Uint8Array): Promise<void> {
     if (this.#done || this.#sealed) throw new Error('write after seal, commit or abort');
-    if (chunk.byteLength >= WRITE_BUFFER && this.#pendingBytes === 0) {
-      await this.#writeAll(chunk);
-      return;
-    }
+    if (this.#failed) throw this.#failed;
     // Kept by reference and written with writev: no copy, no concatenation. Callers hand over
     // chunks they do not reuse (a network read's buffer, a fresh allocation).
     this.#pending.push(asBuffer(chunk));
     this.#pendingBytes += chunk.byteLength;
-    if (this.#pendingBytes >= WRITE_BUFFER) await this.#flush();
+    if (this.#pendingBytes < WRITE_BUFFER) return;
+    // One batch in flight at a time keeps the writes in order (the file's own offset).
+    if (this.#inFlight) await this.#inFlight;
+    if (this.#failed) throw this.#failed;
+    this.#inFlight = this.#writeBatch();
   }
 
-  async #flush(): Promise<void> {
-    if (this.#pendingBytes === 0) return;
+  /** Starts writing the gathered bytes; resolves (never rejects) once they are written or failed. */
+  #writeBatch(): Promise<void> {
     const bufs = this.#pending;
     const total = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
-    await writevAll(this.fh, bufs, total);
-    this.#written += total;
+    this.#inFlightBytes = total;
+    return writevAll(this.fh, bufs, total).then(
+      () => {
+        this.#written += total;
+        this.#inFlightBytes = 0;
+        this.#inFlight = undefined;
+      },
+      (e: unknown) => {
+        this.#failed = e instanceof Error ? e : new Error(String(e));
+        this.#inFlightBytes = 0;
+        this.#inFlight = undefined;
+      },
+    );
   }
 
-  async #writeAll(buf: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < buf.byteLength) {
-      const { bytesWritten } = await this.fh.write(buf, off, buf.byteLength - off, null);
-      off += bytesWritten;
-    }
-    this.#written += buf.byteLength;
+  async #flush(): Promise<void> {
+    if (this.#inFlight) await this.#inFlight;
+    if (this.#failed) throw this.#failed;
+    if (this.#pendingBytes === 0) return;
+    await this.#writeBatch();
+    if (this.#failed) throw this.#failed;
   }
 
   async seal(): Promise<void> {
@@ -181,6 +201,8 @@ class FileStagedWrite implements StagedWrite {
   }
 
   async abort(): Promise<void> {
+    // A batch still being written finishes first: its descriptor is closed below.
+    if (this.#inFlight) await this.#inFlight;
     if (!this.#done) {
       this.#done = true;
       if (!this.#sealed) await this.fh.close().catch(() => undefined);

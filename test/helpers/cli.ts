@@ -8,7 +8,7 @@ export const AIRLOCK_BIN = path.resolve('dist/cli/main.js');
  * The Node flags every shipped launcher passes (the bin's shebang, npm start, the systemd unit,
  * the container): a 1 MiB young generation keeps the heap near its live size (README: memory).
  */
-export const NODE_FLAGS = ['--max-semi-space-size=1'];
+export const NODE_FLAGS = ['--max-semi-space-size=4'];
 
 export async function runAirlock(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
