@@ -282,6 +282,7 @@ class FillFollower extends PooledReadable {
       if (!this.#opened) {
         this.#opened = true;
         this.#reader = await f.openStagedReader();
+        if (this.destroyed) return this.#closeLate();
       }
       if (!this.#reader) {
         // The staged object is gone: committed (read the stored blob) or failed.
@@ -291,6 +292,7 @@ class FillFollower extends PooledReadable {
           continue;
         }
         this.#reader = await this.store.openBlobReader(f.digest);
+        if (this.destroyed) return this.#closeLate();
         if (!this.#reader) throw new Error('committed blob is missing');
         this.#final = true;
         continue;
@@ -300,6 +302,12 @@ class FillFollower extends PooledReadable {
       this.#pos += n;
       return n;
     }
+  }
+
+  /** A reader that was still being opened when the stream was destroyed: closed here, not leaked. */
+  async #closeLate(): Promise<number> {
+    await this.release();
+    return 0;
   }
 
   protected async release(): Promise<void> {

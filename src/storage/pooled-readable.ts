@@ -67,15 +67,21 @@ export abstract class PooledReadable extends Readable {
     return dest;
   }
 
+  /** A whole chunk comes from the pool; the short rest of a stream gets a buffer of its own size. */
   #read(): Promise<Got> {
-    const buf = take(this.chunk);
+    const left = this.remaining();
+    const buf = left !== undefined && left < this.chunk ? Buffer.allocUnsafe(Math.max(1, left)) : take(this.chunk);
     return this.next(buf).then(
       (got) => ({ buf, got }),
       (e: unknown) => {
-        give(buf);
+        this.#give(buf);
         throw e;
       },
     );
+  }
+
+  #give(buf: Buffer): void {
+    if (buf.length === this.chunk) give(buf);
   }
 
   /**
@@ -89,7 +95,7 @@ export abstract class PooledReadable extends Readable {
         const { buf, got }: Got = await ahead!;
         ahead = undefined;
         if (this.destroyed || res.destroyed || got === 0) {
-          give(buf);
+          this.#give(buf);
           if (got === 0 && !this.destroyed) {
             this.push(null);
             if (end) res.end();
@@ -99,19 +105,19 @@ export abstract class PooledReadable extends Readable {
         ahead = this.#read();
         let more: boolean;
         if (typeof got !== 'number') {
-          give(buf);
+          this.#give(buf);
           more = res.write(got);
         } else {
           // A failed write never hands the buffer back: the GC takes it.
           more = res.write(got === buf.length ? buf : buf.subarray(0, got), (err) => {
-            if (!err) give(buf);
+            if (!err) this.#give(buf);
           });
         }
         if (!more) await drained(res);
       }
     } finally {
       // Stopped early: the read ahead's buffer goes back to the pool, its failure is moot.
-      ahead?.then(({ buf }) => give(buf), () => undefined);
+      ahead?.then(({ buf }) => this.#give(buf), () => undefined);
     }
   }
 
