@@ -168,7 +168,8 @@ class FileStagedWrite implements StagedWrite {
     if (this.#inFlight) await this.#inFlight;
     if (this.#failed) throw this.#failed;
     if (this.#pendingBytes === 0) return;
-    await this.#writeBatch();
+    this.#inFlight = this.#writeBatch();
+    await this.#inFlight;
     if (this.#failed) throw this.#failed;
   }
 
