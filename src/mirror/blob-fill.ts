@@ -96,15 +96,18 @@ export class BlobFill extends EventEmitter {
 
   /** Bytes a follower may read now: written through, and never the last byte before verification. */
   get readable(): number {
-    if (this.state === 'done' || this.#verified) return this.size ?? 0;
-    const flushed = this.#staged?.bytesReadable ?? 0;
-    return Math.max(0, this.size === undefined ? flushed - 1 : Math.min(flushed, this.size - 1));
+    return this.#releasable(this.#staged?.bytesReadable ?? 0);
   }
 
   /** Bytes a follower may take from memory now: received, never the last byte before verification. */
   get received(): number {
+    return this.#releasable(this.#received);
+  }
+
+  /** Of `bytes` available, how many may go out: all once verified, else never the last byte. */
+  #releasable(bytes: number): number {
     if (this.state === 'done' || this.#verified) return this.size ?? 0;
-    return Math.max(0, this.size === undefined ? this.#received - 1 : Math.min(this.#received, this.size - 1));
+    return Math.max(0, this.size === undefined ? bytes - 1 : Math.min(bytes, this.size - 1));
   }
 
   /** Up to `max` bytes from `pos` out of the in-memory window (below `received`), or undefined. */

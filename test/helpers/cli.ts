@@ -1,12 +1,13 @@
 /** Runs the built `airlock` command as an operator would, capturing exit code and output. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { request } from 'undici';
 
 export const AIRLOCK_BIN = path.resolve('dist/cli/main.js');
 /**
  * The Node flags every shipped launcher passes (the bin's shebang, npm start, the systemd unit,
- * the container): a 1 MiB young generation keeps the heap near its live size (README: memory).
+ * the container): a 4 MiB young generation keeps the heap near its live size (README: memory).
  */
 export const NODE_FLAGS = ['--max-semi-space-size=4'];
 
@@ -17,5 +18,40 @@ export async function runAirlock(args: string[], timeoutMs = 20_000): Promise<{ 
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
     return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+export interface ServeProcess {
+  child: ChildProcess;
+  /** Resolves with the exit code once the process has exited. */
+  exit: Promise<number | null>;
+  /** What it wrote to stdout and stderr so far (the first 64 KiB). */
+  out(): string;
+}
+
+/** Starts `airlock serve --config cfg` as its own process, as the launchers do (NODE_FLAGS). */
+export function spawnServe(cfg: string): ServeProcess {
+  const child = spawn(process.execPath, [...NODE_FLAGS, AIRLOCK_BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (b: Buffer) => {
+    if (out.length < 65_536) out += b.toString();
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, exit, out: () => out };
+}
+
+/** Waits until `url`/healthz answers 200; throws after `timeoutMs`, with the server's output when given. */
+export async function waitHealthy(url: string, opts: { timeoutMs?: number; out?: () => string } = {}): Promise<void> {
+  const until = Date.now() + (opts.timeoutMs ?? 15_000);
+  for (;;) {
+    try {
+      const r = await request(`${url}/healthz`);
+      await r.body.dump();
+      if (r.statusCode === 200) return;
+    } catch { /* not yet */ }
+    if (Date.now() > until) throw new Error(`${url} never became ready${opts.out ? `: ${opts.out()}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -4,7 +4,6 @@
  * with a broken configuration (the real `airlock serve` process), `airlock du`, and the systemd
  * unit checked by systemd-analyze.
  */
-import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,7 +12,7 @@ import { promisify } from 'node:util';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAirlock } from '../helpers/airlock.js';
-import { AIRLOCK_BIN, NODE_FLAGS, runAirlock } from '../helpers/cli.js';
+import { runAirlock, spawnServe, waitHealthy } from '../helpers/cli.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { pullToLayout } from '../helpers/skopeo.js';
@@ -175,28 +174,6 @@ describe('metrics and health', () => {
 });
 
 describe('process life', () => {
-  async function serveProcess(cfg: string) {
-    const child = spawn(process.execPath, [...NODE_FLAGS, AIRLOCK_BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    return { child, exit, out: () => out };
-  }
-
-  async function ready(url: string): Promise<void> {
-    const until = Date.now() + 15_000;
-    for (;;) {
-      try {
-        const r = await request(`${url}/healthz`);
-        await r.body.dump();
-        if (r.statusCode === 200) return;
-      } catch { /* not yet */ }
-      if (Date.now() > until) throw new Error(`${url} never became ready`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
   it('SIGTERM during a cold pull of a large blob: exit 0 within the deadline, no temp files, and the next start serves the cache', async () => {
     const root = path.join(work, 'sigterm');
     const port = await freePort();
@@ -205,9 +182,9 @@ describe('process life', () => {
     const url = `http://127.0.0.1:${port}`;
     const big = imgs[6]!;
     const layer = big.blobs.find((b) => b.size > MiB)!;
-    let p = await serveProcess(cfg);
+    let p = spawnServe(cfg);
     try {
-      await ready(url);
+      await waitHealthy(url, { out: p.out });
       up.proxy.reset();
       up.proxy.faults.slowBlobs = 4 * MiB;
       const res = await request(`${url}/v2/ops/big/blobs/${layer.digest}`);
@@ -236,9 +213,9 @@ describe('process life', () => {
       if (p.child.exitCode === null) p.child.kill('SIGKILL');
     }
     // The next start serves what was cached, and fills the rest.
-    p = await serveProcess(cfg);
+    p = spawnServe(cfg);
     try {
-      await ready(url);
+      await waitHealthy(url, { out: p.out });
       const pulled = await pullToLayout(`docker://127.0.0.1:${port}/ops/big:v1`, path.join(work, 'after-term'));
       expect(pulled.manifestDigest).toBe(big.manifestDigest);
       up.proxy.reset();
@@ -258,9 +235,9 @@ describe('process life', () => {
     const good = `listen: "127.0.0.1:${port}"\nstorage:\n  root: ${root}\nlog:\n  level: info\n${mirrorUpstreams(up)}\n`;
     await writeFile(cfg, good);
     const url = `http://127.0.0.1:${port}`;
-    const p = await serveProcess(cfg);
+    const p = spawnServe(cfg);
     try {
-      await ready(url);
+      await waitHealthy(url, { out: p.out });
       await writeFile(cfg, `${good}storage:\n  root: [oops\n`);
       p.child.kill('SIGHUP');
       const until = Date.now() + 5000;

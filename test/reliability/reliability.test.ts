@@ -7,7 +7,7 @@
  * `npm test` runs a bounded subset; `npm run test:reliability` runs the full counts
  * (AIRLOCK_RELIABILITY=full: ≥ 50 resets, 30 kills, 12,000 malformed requests, 5 minutes of load).
  */
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -21,7 +21,7 @@ import { createLogger } from '../../src/logging/logger.js';
 import { FilesystemDriver } from '../../src/storage/filesystem-driver.js';
 import { RegistryStore } from '../../src/storage/registry-store.js';
 import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
-import { AIRLOCK_BIN, NODE_FLAGS, runAirlock } from '../helpers/cli.js';
+import { runAirlock, spawnServe, waitHealthy } from '../helpers/cli.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { pullToLayout } from '../helpers/skopeo.js';
@@ -263,17 +263,9 @@ describe('crashes', () => {
     await writeFile(cfg, `listen: "127.0.0.1:${port}"\nstorage:\n  root: ${root}\nlog:\n  level: warn\n${mirrorUpstreams(up)}\npush:\n  repositories: ["local/**"]\n`);
     const url = `http://127.0.0.1:${port}`;
     const start = async () => {
-      const child = spawn(process.execPath, [...NODE_FLAGS, AIRLOCK_BIN, 'serve', '--config', cfg], { stdio: 'ignore' });
-      const until = Date.now() + 15_000;
-      for (;;) {
-        try {
-          const r = await request(`${url}/healthz`);
-          await r.body.dump();
-          if (r.statusCode === 200) return child;
-        } catch { /* not yet */ }
-        if (Date.now() > until) throw new Error('airlock did not start');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const p = spawnServe(cfg);
+      await waitHealthy(url, { out: p.out });
+      return p.child;
     };
     // A completed image, pulled before any kill.
     let child = await start();
@@ -580,11 +572,8 @@ describe('load', () => {
     const url = `http://127.0.0.1:${port}`;
     const cfg = path.join(work, 'load.yml');
     await writeFile(cfg, `listen: "127.0.0.1:${port}"\nstorage:\n  root: ${root}\n  maxSize: 8MiB\n  evictMinAge: 0s\nlog:\n  level: warn\n${mirrorUpstreams(up)}\n`);
-    const child = spawn(process.execPath, [...NODE_FLAGS, AIRLOCK_BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => {
-      if (stderr.length < 65_536) stderr += c.toString();
-    });
+    const server = spawnServe(cfg);
+    const child = server.child;
     const pid = child.pid!;
     const rssOf = async () => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
     const fds = async () => (await readdir(`/proc/${pid}/fd`)).length;
@@ -594,12 +583,7 @@ describe('load', () => {
       return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     };
     try {
-      for (const until = Date.now() + 15_000; ; ) {
-        const ok = await request(`${url}/healthz`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false);
-        if (ok) break;
-        if (Date.now() > until) throw new Error(`airlock did not start: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitHealthy(url, { out: server.out });
       await pullToLayout(`docker://127.0.0.1:${port}/rel/small:v1`, path.join(work, 'load-warm'));
       const pool = new Pool(url, { connections: 64 });
       const started = Date.now();
