@@ -18,6 +18,8 @@ import { Router } from '../mirror/router.js';
 import { UpstreamClient } from '../upstream/client.js';
 import type { RegistryStore } from '../storage/registry-store.js';
 import { createStore, prepareStore } from './store.js';
+import { Fleet } from '../mirror/fleet.js';
+import { PeerClient } from '../upstream/peer-client.js';
 
 export interface Airlock {
   app: FastifyInstance;
@@ -31,6 +33,9 @@ export interface Airlock {
   evictor?: Evictor;
   /** A separate listener for /metrics (metrics.listen); serve starts it. */
   metricsApp?: FastifyInstance;
+  /** The fleet port (fleet.listen), where other replicas read fills; serve starts it. */
+  fleetApp?: FastifyInstance;
+  fleet?: Fleet;
   upstreams: Map<string, UpstreamClient>;
   config: Config;
   /** Runs the prefetch list once (or the given references instead). */
@@ -56,12 +61,16 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
   const metrics = new Metrics(upstreams);
   const accessTimes = new AccessTimes(store.driver);
   await accessTimes.load();
+  const peers = config.fleet ? new PeerClient(config.fleet.secret) : undefined;
+  const fleet = config.fleet && peers
+    ? new Fleet(store, peers, { advertise: config.fleet.advertise, leaseTTL: config.fleet.leaseTTL }, logger.child({ component: 'fleet' }))
+    : undefined;
   let evictor: Evictor | undefined;
   let evictSoon: NodeJS.Timeout | undefined;
   const registry: MirrorRegistry = new MirrorRegistry(
     store,
     router,
-    { tagTTL: config.cache.tagTTL, maxManifestSize: config.http.maxManifestSize, defaultPageSize: config.http.maxPageEntries, maxResumes: config.cache.maxResumes },
+    { tagTTL: config.cache.tagTTL, maxManifestSize: config.http.maxManifestSize, defaultPageSize: config.http.maxPageEntries, maxResumes: config.cache.maxResumes, redirect: config.storage.redirect },
     logger,
     {
       onManifest: (outcome) => metrics.cache.inc({ kind: 'manifest', outcome }),
@@ -86,6 +95,7 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
       onDigestMismatch: () => metrics.digestMismatches.inc(),
       onManifestServed: (name, digest) => accessTimes.touch(name, digest.toString()),
     },
+    fleet,
   );
   metrics.countFillsWith(() => registry.fillsInFlight);
   const maxSize = config.storage.maxSize;
@@ -123,7 +133,7 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
   const https = config.tls ? await readTls(config.tls) : undefined;
   // Loaded here, not at the top: jobs that only need the registry skip the HTTP stack's modules.
   const { buildApp, addMetricsRoute } = await import('../http/app.js');
-  const readiness = readinessCheck(store.driver.kind === 'filesystem' ? config.storage.root : '', upstreams);
+  const readiness = readinessCheck(config.storage.root, upstreams);
   const app = buildApp({
     registry, push, access: () => access, https, logger, metrics, readiness,
     metricsElsewhere: config.metrics.listen !== undefined,
@@ -135,6 +145,11 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
     const Fastify = (await import('fastify')).default;
     metricsApp = Fastify({ logger: false });
     addMetricsRoute(metricsApp, metrics);
+  }
+  let fleetApp: FastifyInstance | undefined;
+  if (config.fleet) {
+    const { buildFleetApp } = await import('../http/fleet-app.js');
+    fleetApp = buildFleetApp(registry, config.fleet.secret, logger.child({ component: 'fleet' }));
   }
   const prefetch = (images?: readonly string[], onProgress?: (p: PrefetchProgress) => void) =>
     new Prefetcher(registry, { ...Prefetcher.options(config.prefetch, config.defaultUpstream), onProgress }, logger.child({ job: 'prefetch' }))
@@ -155,6 +170,8 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
     accessTimes,
     evictor,
     metricsApp,
+    fleetApp,
+    fleet,
     upstreams,
     config,
     prefetch,
@@ -198,7 +215,7 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
       if (next) {
         logger.level = next.log.level;
         const r = nextUpstreams ? new Router(nextUpstreams, next.defaultUpstream, next.push.repositories) : registry.router;
-        registry.reconfigure(r, { tagTTL: next.cache.tagTTL, maxManifestSize: current.http.maxManifestSize, defaultPageSize: current.http.maxPageEntries, maxResumes: next.cache.maxResumes });
+        registry.reconfigure(r, { tagTTL: next.cache.tagTTL, maxManifestSize: current.http.maxManifestSize, defaultPageSize: current.http.maxPageEntries, maxResumes: next.cache.maxResumes, redirect: current.storage.redirect });
         push.reconfigure(r, { deleteEnabled: current.storage.delete.enabled, abandonAfter: next.push.abandonAfter });
         if (nextUpstreams) {
           const old = [...upstreams.values()];
@@ -226,10 +243,13 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
       }
       clearTimeout(evictSoon);
       await metricsApp?.close();
+      await fleetApp?.close();
       await accessTimes.flush().catch((e: unknown) => logger.warn({ err: e }, 'could not save access times'));
       await registry.abortFills();
       await stopping;
       await Promise.all([...upstreams.values()].map((u) => u.close()));
+      await peers?.close();
+      store.driver.close?.();
     },
   };
 }

@@ -4,8 +4,10 @@
  */
 import { access, constants, mkdir } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
+import type { StorageDriver } from '../storage/driver.js';
 import { FilesystemDriver } from '../storage/filesystem-driver.js';
 import { RegistryStore } from '../storage/registry-store.js';
+import { S3Driver } from '../storage/s3-driver.js';
 
 /** A store root we cannot write to: refused at start-up with one clear line. */
 export class StoreNotWritableError extends Error {
@@ -15,22 +17,54 @@ export class StoreNotWritableError extends Error {
   }
 }
 
-export function createStore(config: Config): RegistryStore {
-  const driver = new FilesystemDriver(config.storage.root);
-  return new RegistryStore(driver, { maxManifestSize: config.http.maxManifestSize, manifestCacheBytes: config.cache.manifestMemory });
-}
-
-/** Creates the root if needed, checks it is writable and removes temp files a killed process left. */
-export async function prepareStore(config: Config): Promise<void> {
-  const driver = new FilesystemDriver(config.storage.root);
-  try {
-    await mkdir(driver.root, { recursive: true });
-    await access(driver.root, constants.W_OK);
-    // Nothing in tmp/ is ever named by a link: what a dead process left there is garbage.
-    await driver.cleanTemp();
-    await mkdir(driver.tmpDir, { recursive: true });
-  } catch (e) {
-    throw new StoreNotWritableError(driver.root, e);
+/** A bucket that does not answer or refuses writes: refused at start-up with one clear line. */
+export class BucketUnavailableError extends Error {
+  constructor(bucket: string, endpoint: string | undefined, cause: unknown) {
+    const e = cause as Error & { $metadata?: { httpStatusCode?: number } };
+    const status = e.$metadata?.httpStatusCode;
+    const what = e.name === 'NotFound' || status === 404 ? 'does not exist' : e.message || e.name || String(cause);
+    super(`storage.s3: bucket ${bucket}${endpoint ? ` at ${endpoint}` : ''} is not usable: ${what}${status ? ` (HTTP ${status})` : ''}`, { cause });
+    this.name = 'BucketUnavailableError';
   }
 }
 
+export function createDriver(config: Config): StorageDriver {
+  const s3 = config.storage.s3;
+  if (config.storage.driver === 's3' && s3) {
+    // With an object store, storage.root holds only this machine's spool files.
+    return new S3Driver(s3, config.storage.root);
+  }
+  return new FilesystemDriver(config.storage.root);
+}
+
+export function createStore(config: Config, driver: StorageDriver = createDriver(config)): RegistryStore {
+  return new RegistryStore(driver, { maxManifestSize: config.http.maxManifestSize, manifestCacheBytes: config.cache.manifestMemory });
+}
+
+/**
+ * Creates the root if needed, checks it is writable and removes temp files a killed process
+ * left; with an object store, also checks that the bucket answers and takes writes.
+ */
+export async function prepareStore(config: Config): Promise<void> {
+  const local = new FilesystemDriver(config.storage.root);
+  try {
+    await mkdir(local.root, { recursive: true });
+    await access(local.root, constants.W_OK);
+    // Nothing in tmp/ is ever named by a link: what a dead process left there is garbage.
+    await local.cleanTemp();
+    await mkdir(local.tmpDir, { recursive: true });
+  } catch (e) {
+    throw new StoreNotWritableError(local.root, e);
+  }
+  const s3 = config.storage.s3;
+  if (config.storage.driver === 's3' && s3) {
+    const driver = new S3Driver(s3, config.storage.root);
+    try {
+      await driver.check();
+    } catch (e) {
+      throw new BucketUnavailableError(s3.bucket, s3.endpoint, e);
+    } finally {
+      driver.client.destroy();
+    }
+  }
+}

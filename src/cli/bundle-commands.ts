@@ -7,7 +7,7 @@ import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createStore, prepareStore } from '../app/store.js';
 import { loadConfig } from '../config/load.js';
-import { parseDuration } from '../config/schema.js';
+import { parseDuration, type Config } from '../config/schema.js';
 import { GarbageCollector } from '../jobs/gc.js';
 import { scanStore } from '../jobs/evict.js';
 import { AccessTimes } from '../storage/access-times.js';
@@ -85,7 +85,7 @@ export async function importBundle(opts: { configFile: string; file?: string }):
   const r = await new Importer(store, { maxManifestSize: config.http.maxManifestSize, onProgress: (done, total) => progress.update(`import: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total) }, logger).run(opts.file);
   progress.done();
   process.stdout.write(
-    `imported bundle ${r.id}${r.base ? ` (on top of ${r.base})` : ''} into ${config.storage.root}:\n` +
+    `imported bundle ${r.id}${r.base ? ` (on top of ${r.base})` : ''} into ${storeLabel(config)}:\n` +
       `  ${r.blobsAdded} blobs added (${formatBytes(r.bytesAdded)}), ${r.blobsPresent} already present\n` +
       `  ${r.manifests} manifests in ${r.repositories} repositories; tags: ${r.tagsAdded} added, ${r.tagsMoved} moved, ${r.tagsUnchanged} unchanged\n` +
       `  ${formatDuration(r.ms)} (${formatBytes((r.bytesAdded / Math.max(1, r.ms)) * 1000)}/s)\n`,
@@ -98,7 +98,7 @@ export async function verify(opts: { configFile: string; repair: boolean }): Pro
   const progress = new ProgressLine(process.stderr);
   const r = await new Verifier(store, { repair: opts.repair, onProgress: (blobs, bytes) => progress.update(`verify: ${blobs} blobs, ${formatBytes(bytes)} hashed`) }, logger).run();
   progress.done();
-  process.stdout.write(`checked ${r.blobs} blobs (${formatBytes(r.bytes)}), ${r.links} links, ${r.manifests} manifests in ${r.repositories} repositories of ${config.storage.root} in ${formatDuration(r.ms)}\n`);
+  process.stdout.write(`checked ${r.blobs} blobs (${formatBytes(r.bytes)}), ${r.links} links, ${r.manifests} manifests in ${r.repositories} repositories of ${storeLabel(config)} in ${formatDuration(r.ms)}\n`);
   if (r.incomplete.length) process.stdout.write(`${r.incomplete.length} image manifests have blobs that were never pulled (normal for a pull-through cache)\n`);
   if (r.problems.length === 0) {
     process.stdout.write('store is consistent\n');
@@ -111,7 +111,7 @@ export async function verify(opts: { configFile: string; repair: boolean }): Pro
     process.stdout.write(`${r.problems.length} problems repaired; the next pull fetches what was removed\n`);
     return 0;
   }
-  process.stderr.write(`airlock: ${left} problems found in ${config.storage.root}${opts.repair ? '' : ' (run airlock verify --repair to quarantine them)'}\n`);
+  process.stderr.write(`airlock: ${left} problems found in ${storeLabel(config)}${opts.repair ? '' : ' (run airlock verify --repair to quarantine them)'}\n`);
   return 1;
 }
 
@@ -179,4 +179,11 @@ export async function du(opts: { configFile: string }): Promise<number> {
   );
   process.stdout.write(`store: ${formatBytes(scan.totalBytes)} in ${scan.sizes.size} blobs, ${scan.units.length} images in ${rows.length} repositories\n`);
   return 0;
+}
+
+/** Where the store is, as messages name it: its root directory, or s3://bucket/prefix. */
+function storeLabel(config: Config): string {
+  const s3 = config.storage.s3;
+  if (config.storage.driver === 's3' && s3) return `s3://${s3.bucket}${s3.prefix ? `/${s3.prefix}` : ''}`;
+  return config.storage.root;
 }

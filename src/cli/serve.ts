@@ -24,7 +24,19 @@ export async function serve(opts: { configFile: string }): Promise<number> {
       throw new ListenError(`cannot listen on ${config.metrics.listen.address} (metrics.listen): ${(e as Error).message}`, { cause: e });
     }
   }
-  logger.info({ listen: config.listen.address, root: config.storage.root }, 'airlock serving');
+  if (airlock.fleetApp && config.fleet) {
+    try {
+      await airlock.fleetApp.listen({ host: config.fleet.listen.host, port: config.fleet.listen.port });
+    } catch (e) {
+      await airlock.close();
+      throw new ListenError(`cannot listen on ${config.fleet.listen.address} (fleet.listen): ${(e as Error).message}`, { cause: e });
+    }
+  }
+  logger.info({
+    listen: config.listen.address,
+    ...(config.storage.driver === 's3' ? { bucket: config.storage.s3?.bucket, endpoint: config.storage.s3?.endpoint, spool: config.storage.root } : { root: config.storage.root }),
+    ...(config.fleet ? { fleet: config.fleet.listen.address, advertise: config.fleet.advertise } : {}),
+  }, 'airlock serving');
   airlock.startSchedules();
 
   return new Promise<number>((resolve) => {

@@ -105,8 +105,27 @@ export const configSchema = z.strictObject({
   storage: z.strictObject({
     /** Root of the standard Distribution layout (registry:2's rootdirectory). Relative to the config file. */
     root: z.string().min(1).default('./data'),
-    /** Only the filesystem driver exists today; the key is here so others can be added. */
-    driver: z.enum(['filesystem']).default('filesystem'),
+    /** filesystem: the layout under root. s3: the layout in a bucket (root then holds only local spool files). */
+    driver: z.enum(['filesystem', 's3']).default('filesystem'),
+    /** The bucket, for driver s3. Distribution's s3 driver with `rootdirectory: <prefix>` serves the same keys. */
+    s3: z.strictObject({
+      /** http(s)://host:port of the S3 API (radosgw, MinIO); leave out for AWS. */
+      endpoint: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as http://127.0.0.1:7480' }).optional(),
+      region: z.string().min(1).default('us-east-1'),
+      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3–63 lower-case letters, digits, dots, hyphens)'),
+      /** Key prefix of the layout (Distribution's rootdirectory), without leading or trailing '/'. */
+      prefix: z.string().regex(/^([A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*)?$/, 'expected a key prefix such as airlock or mirrors/site-a (no leading or trailing /)').default(''),
+      accessKey: z.string().optional(),
+      secretKey: z.string().optional(),
+      /** Path-style URLs (http://host/bucket/key): what radosgw and MinIO expect. */
+      forcePathStyle: z.boolean().default(true),
+      /** Multipart part size. */
+      partSize: z.union([z.string(), z.number()]).transform((v, ctx) => {
+        try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+      }).refine((v) => v >= 5 * 2 ** 20 && v <= 5 * 2 ** 30, { message: 'expected a part size between 5MiB and 5GiB' }).default(16 * 2 ** 20),
+    }).refine((s) => (s.accessKey === undefined) === (s.secretKey === undefined), { message: 'accessKey and secretKey go together' }).optional(),
+    /** Answer blob GETs with a 307 to a presigned URL of the object store (driver s3), so the bytes bypass airlock. */
+    redirect: z.boolean().default(false),
     /** Cache limit: above evictAt × maxSize, least recently used mirrored images are evicted down to evictTo × maxSize. */
     maxSize: z.union([z.string(), z.number()]).transform((v, ctx) => {
       try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
@@ -181,6 +200,20 @@ export const configSchema = z.strictObject({
     /** Serve /metrics on this host:port instead of the registry's port. */
     listen: listen.optional(),
   }).prefault({}),
+  /**
+   * Replicas on one bucket (storage.driver s3) fetching each blob once for the whole fleet: the
+   * first to take a blob's lease fills it; the others stream it from that replica's fleet port.
+   */
+  fleet: z.strictObject({
+    /** host:port of the internal endpoint other replicas read fills from (keep it off the clients' network). */
+    listen,
+    /** The URL other replicas reach this one's fleet port by (http://10.0.0.5:5001). */
+    advertise: z.url({ protocol: /^https?$/, error: 'expected the URL other replicas reach this one by, such as http://10.0.0.5:5001' }),
+    /** A filling replica renews its lease every third of this; a lease not renewed for this long is taken over. */
+    leaseTTL: duration.default(15_000),
+    /** A shared token the fleet port demands (Authorization: Bearer); set it wherever the port is reachable by others than the replicas. */
+    secret: z.string().min(16, 'expected at least 16 characters').optional(),
+  }).optional(),
   /** Images to warm ahead of need (airlock prefetch, and serve on a schedule). */
   prefetch: z.strictObject({
     /** serve runs the list this often; without it, only `airlock prefetch` runs it. */
@@ -212,6 +245,10 @@ export function checkConfig(c: Config): string | undefined {
   if (hosts.length > 0 && !hosts.some((h) => normalizeRegistryHost(h) === normalizeRegistryHost(c.defaultUpstream))) {
     return `defaultUpstream: "${c.defaultUpstream}" is not one of the configured upstreams (${hosts.join(', ')})`;
   }
+  if (c.storage.driver === 's3' && !c.storage.s3) return 'storage.s3: required with storage.driver: s3 (bucket, endpoint, credentials)';
+  if (c.storage.driver !== 's3' && c.storage.s3) return 'storage.s3: only used with storage.driver: s3';
+  if (c.storage.redirect && c.storage.driver !== 's3') return 'storage.redirect: needs storage.driver: s3 (a filesystem has no URL to redirect to)';
+  if (c.fleet && c.storage.driver !== 's3') return 'fleet: replicas share a bucket; set storage.driver: s3';
   if (c.storage.evictTo >= c.storage.evictAt) return `storage.evictTo (${c.storage.evictTo}) must be below storage.evictAt (${c.storage.evictAt})`;
   for (const [i, img] of c.prefetch.images.entries()) {
     if (typeof img === 'string') continue;

@@ -23,7 +23,20 @@ import type { RegistryStore } from '../storage/registry-store.js';
 
 export interface FillSource {
   /** Opens the upstream body at `offset`: `start` is where the body really starts (0 when the range was ignored). */
-  open(offset: number): Promise<{ total?: number; start: number; body: Readable }>;
+  open(offset: number, ctl: FillControl): Promise<{ total?: number; start: number; body: Readable }>;
+  /**
+   * Whether this fill publishes the blob once verified (default yes). No: another replica
+   * publishes it (fleet.ts); the staged copy is then discarded and the blob only linked.
+   */
+  shouldCommit?(received: number): Promise<boolean>;
+  /** The fill settled, either way (a lease is released here). */
+  settled?(): Promise<void>;
+}
+
+/** What a source may ask of its fill. */
+export interface FillControl {
+  /** This fill will publish the blob: the staged write may start uploading into its final key. */
+  claim(): void;
 }
 
 export interface FillOptions {
@@ -132,6 +145,7 @@ export class BlobFill extends EventEmitter {
     const staged = await this.store.stage();
     this.#staged = staged;
     const hash = createHasher(this.digest.algorithm);
+    const ctl: FillControl = { claim: () => this.store.targetBlob(staged, this.digest) };
     let resumes = 0;
     let headersSeen = false;
     try {
@@ -139,7 +153,7 @@ export class BlobFill extends EventEmitter {
         if (this.#aborted) throw new UpstreamUnavailableError('the fill was stopped');
         let skip = 0;
         try {
-          const { total, start, body } = await this.source.open(this.#received);
+          const { total, start, body } = await this.source.open(this.#received, ctl);
           this.#body = body;
           if (!headersSeen) {
             headersSeen = true;
@@ -195,7 +209,8 @@ export class BlobFill extends EventEmitter {
       this.size = this.#received;
       this.#verified = true;
       this.emit('progress');
-      await this.store.commitBlob(staged, this.digest);
+      if ((await this.source.shouldCommit?.(this.#received)) ?? true) await this.store.commitBlob(staged, this.digest);
+      else await staged.abort();
       for (const repo of this.repositories) await this.store.linkBlob(repo, this.digest);
       this.state = 'done';
       this.emit('progress');
@@ -212,6 +227,8 @@ export class BlobFill extends EventEmitter {
       this.emit('progress');
       this.opts.onSettled?.('failed', this.#received, this.error);
       throw this.error;
+    } finally {
+      await this.source.settled?.().catch(() => undefined);
     }
   }
 

@@ -7,6 +7,7 @@
  * - blobs: local first, else one fill per digest that every client follows (blob-fill.ts).
  * With no upstream for a name, the store is served as a plain registry and nothing goes out.
  */
+import { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../logging/logger.js';
 import { Digest, digestBytes } from '../oci/digest.js';
@@ -16,7 +17,8 @@ import { paginate, type PageRequest } from '../oci/pagination.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { RegistryStore, StoredManifest } from '../storage/registry-store.js';
 import type { UpstreamClient } from '../upstream/client.js';
-import { BlobFill } from './blob-fill.js';
+import { BlobFill, type FillSource } from './blob-fill.js';
+import type { Fleet } from './fleet.js';
 import { catalogPage } from './catalog.js';
 import { negotiateManifest } from './negotiate.js';
 import type { BlobResponse, ManifestResponse, Page, Registry, Target } from './registry.js';
@@ -29,6 +31,8 @@ export interface MirrorRegistryOptions {
   defaultPageSize: number;
   /** Resumes of a broken blob transfer before the fill fails. */
   maxResumes: number;
+  /** Answer stored blobs with a redirect to the object store (storage.redirect). */
+  redirect?: boolean;
 }
 
 export interface MirrorEvents {
@@ -59,6 +63,8 @@ export class MirrorRegistry implements Registry {
     private opts: MirrorRegistryOptions,
     private readonly log: Logger,
     private readonly events: MirrorEvents = {},
+    /** Replicas sharing the bucket (fleet.ts); absent for a single airlock. */
+    readonly fleet?: Fleet,
   ) {}
 
   /** A reloaded configuration: new routes and upstreams (fills in progress finish on the old ones), new TTLs. */
@@ -141,7 +147,20 @@ export class MirrorRegistry implements Registry {
     const checked = this.#tagChecked.get(key);
     if (local && checked !== undefined && Date.now() - checked < this.opts.tagTTL) return { ...local, cache: 'hit' };
     return this.#single(`tag ${key}`, async () => {
+      let claim: Awaited<ReturnType<Fleet['claimTagCheck']>> | undefined;
       try {
+        if (local && this.fleet) {
+          // Once per tag per TTL for the whole fleet: another replica may have just asked.
+          claim = await this.fleet.claimTagCheck(`${upstream.name} ${key}`, this.opts.tagTTL);
+          if (!claim.mine) {
+            this.store.forgetTag(route.storeName, ref.tag);
+            const now = await this.store.getManifest(route.storeName, ref);
+            if (now) {
+              this.#tagChecked.set(key, Date.now());
+              return { ...now, cache: 'revalidated' };
+            }
+          }
+        }
         if (local) {
           const head = await upstream.headManifest(route.upstreamRepository, ref.tag);
           if (!head) throw manifestUnknown(route.storeName, ref);
@@ -154,11 +173,15 @@ export class MirrorRegistry implements Registry {
         this.#tagChecked.set(key, Date.now());
         return { ...fetched, cache: 'miss' };
       } catch (e) {
+        if (claim?.mine) await claim.done();
+        claim = undefined;
         if (local && isUpstreamFailure(e)) {
           this.log.warn({ repository: route.storeName, tag: ref.tag, upstream: upstream.name, err: (e as Error).message }, 'upstream unavailable; serving the cached tag');
           return { ...local, cache: 'stale' };
         }
         throw e;
+      } finally {
+        if (claim?.mine) await claim.done();
       }
     });
   }
@@ -263,7 +286,9 @@ export class MirrorRegistry implements Registry {
 
   #local(digest: Digest, size: number): BlobResponse {
     this.events.onBlob?.('hit');
+    const redirect = this.opts.redirect ? () => this.store.blobURL(digest, 20 * 60) : undefined;
     return {
+      redirect,
       digest,
       size,
       cache: 'hit',
@@ -289,11 +314,9 @@ export class MirrorRegistry implements Registry {
       return existing;
     }
     const repo = route.upstreamRepository;
-    const fill = new BlobFill(
-      digest,
-      this.store,
-      {
-        open: async (offset) => {
+    const fromUpstream: FillSource = {
+        open: async (offset, ctl) => {
+          ctl.claim();
           const res = await upstream.getBlob(repo, digest.toString(), offset);
           const len = Number(res.headers['content-length']);
           let start = 0;
@@ -309,7 +332,11 @@ export class MirrorRegistry implements Registry {
           }
           return { total, start, body: res.body };
         },
-      },
+    };
+    const fill = new BlobFill(
+      digest,
+      this.store,
+      this.fleet ? this.fleet.source(digest, fromUpstream) : fromUpstream,
       {
         maxResumes: this.opts.maxResumes,
         log: this.log,
@@ -328,6 +355,27 @@ export class MirrorRegistry implements Registry {
       () => this.#fills.delete(key),
     );
     return fill;
+  }
+
+  /**
+   * A blob for another replica of the fleet (its fleet port): this replica's fill of it as it
+   * grows, from `offset`, or the stored blob; undefined when it has neither.
+   */
+  async peerFill(digest: Digest, offset: number): Promise<{ size: number; body: Readable } | undefined> {
+    const fill = [...this.#fills.values()].find((f) => f.digest.equals(digest) && f.state === 'running');
+    if (fill) {
+      try {
+        await fill.ready;
+      } catch {
+        return undefined;
+      }
+      if (fill.size !== undefined && offset <= fill.size) return { size: fill.size, body: fill.follow(offset) };
+      return undefined;
+    }
+    const info = await this.store.statBlob(digest);
+    if (!info || offset > info.size) return undefined;
+    const body = offset < info.size ? await this.store.openBlob(digest, { start: offset, end: info.size - 1 }) : Readable.from([]);
+    return body ? { size: info.size, body } : undefined;
   }
 
   // ---- listings -----------------------------------------------------------------------------

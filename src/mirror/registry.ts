@@ -23,6 +23,8 @@ export interface BlobResponse {
   rangeable: boolean;
   /** The bytes, or an inclusive range of them. */
   open(range?: { start: number; end: number }): Promise<Readable>;
+  /** A URL the client may fetch the stored bytes from directly (storage.redirect), when there is one. */
+  redirect?(): Promise<string>;
 }
 
 export interface Page {

@@ -39,6 +39,11 @@ export interface StagedWrite {
   openReader(): Promise<PositionalReader | undefined>;
   /** How many bytes a reader can read now (written through to the medium). */
   readonly bytesReadable: number;
+  /**
+   * Names the path commit() will most likely publish to, before the bytes are all there: an
+   * object store then uploads into that key while the write runs (still invisible until commit).
+   */
+  target?(path: string): void;
 }
 
 /** Reads at any offset (a staged write as it grows, a stored file). */
@@ -81,6 +86,15 @@ export interface StorageDriver {
   deleteEmptyDirectory(path: string): Promise<void>;
   /** Sets a file's modification time to now; false when it is missing. */
   touch(path: string): Promise<boolean>;
+  /**
+   * Writes a small file only if none exists under the path (an object store's If-None-Match: *,
+   * a filesystem's O_EXCL): true when this call created it. Replicas coordinate through it.
+   */
+  createExclusive(path: string, data: Uint8Array | string): Promise<boolean>;
+  /** Releases connections (an object store's client). */
+  close?(): void;
+  /** A time-limited URL to GET the file without credentials, where the medium has one (S3). */
+  presign?(path: string, seconds: number): Promise<string>;
 }
 
 /** An append found the file at another size than the writer expected. */

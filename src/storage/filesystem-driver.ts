@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppendOffsetError, FileTooLargeError, type FileInfo, type PositionalReader, type StagedWrite, type StorageDriver } from './driver.js';
@@ -109,7 +109,7 @@ class FileStagedWrite implements StagedWrite {
   #done = false;
   #sealed = false;
 
-  constructor(private readonly fh: FileHandle, private readonly tmpPath: string, private readonly driver: FilesystemDriver) {}
+  constructor(private readonly fh: FileHandle, readonly tmpPath: string, private readonly driver: FilesystemDriver) {}
 
   get bytesWritten(): number {
     return this.#written + this.#inFlightBytes + this.#pendingBytes;
@@ -328,6 +328,27 @@ export class FilesystemDriver implements StorageDriver {
       throw e;
     }
     await w.commit(logical);
+  }
+
+  async createExclusive(logical: string, data: Uint8Array | string): Promise<boolean> {
+    // Staged and then linked (not renamed): link(2) fails with EEXIST instead of replacing, so
+    // the file appears whole or not at all.
+    const w = await this.stage();
+    try {
+      await w.write(typeof data === 'string' ? Buffer.from(data) : data);
+      await w.seal();
+      const final = this.resolve(logical);
+      await mkdir(path.dirname(final), { recursive: true });
+      try {
+        await link((w as FileStagedWrite).tmpPath, final);
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw e;
+      }
+    } finally {
+      await w.abort();
+    }
   }
 
   async stage(): Promise<StagedWrite> {

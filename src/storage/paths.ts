@@ -36,6 +36,8 @@ export const AIRLOCK = '.airlock';
 export const TMP = `${AIRLOCK}/tmp`;
 export const PINS = `${AIRLOCK}/pins`;
 export const QUARANTINE = `${AIRLOCK}/quarantine`;
+/** Replicas' coordination objects (fill leases, tag revalidation markers). */
+export const FLEET = `${AIRLOCK}/fleet`;
 
 export function blobDataPath(d: Digest): string {
   return `${BLOBS}/${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}/data`;

@@ -106,6 +106,12 @@ export class RegistryStore {
     return this.driver.readStream(p.blobDataPath(d), range);
   }
 
+  /** A presigned URL of a stored blob (object-store drivers only). */
+  blobURL(d: Digest, seconds: number): Promise<string> {
+    if (!this.driver.presign) return Promise.reject(new Error(`the ${this.driver.kind} driver has no URLs to redirect to`));
+    return this.driver.presign(p.blobDataPath(d), seconds);
+  }
+
   /** A positional reader of a stored blob; undefined when it is not stored. */
   openBlobReader(d: Digest): Promise<PositionalReader | undefined> {
     return this.driver.openReader(p.blobDataPath(d));
@@ -277,6 +283,35 @@ export class RegistryStore {
 
   stage(): Promise<StagedWrite> {
     return this.driver.stage();
+  }
+
+  /** Tells a staged write that it will become blob `d` (an object store uploads into its key meanwhile). */
+  targetBlob(staged: StagedWrite, d: Digest): void {
+    staged.target?.(p.blobDataPath(d));
+  }
+
+  // ---- fleet coordination objects (.airlock/fleet/<name>) ---------------------------------
+
+  /** Creates a coordination object unless one exists: true when this call created it. */
+  fleetCreate(name: string, body: string): Promise<boolean> {
+    return this.driver.createExclusive(`${p.FLEET}/${name}`, body);
+  }
+
+  async fleetRead(name: string): Promise<string | undefined> {
+    return (await this.driver.readFile(`${p.FLEET}/${name}`, 64 << 10))?.toString('utf8');
+  }
+
+  fleetWrite(name: string, body: string): Promise<void> {
+    return this.driver.writeFile(`${p.FLEET}/${name}`, body);
+  }
+
+  fleetDelete(name: string): Promise<void> {
+    return this.driver.deleteFile(`${p.FLEET}/${name}`);
+  }
+
+  /** Forgets the remembered target of a tag (another replica may have moved it). */
+  forgetTag(repo: string, tag: string): void {
+    this.#links.delete(p.tagCurrentLinkPath(repo, tag));
   }
 
   /** Publishes a staged write whose content the caller has verified to hash to `d`. */

@@ -19,6 +19,8 @@ export interface DistributionOptions {
   deleteEnabled?: boolean;
   /** Catalog page limit (Distribution's catalog.maxentries). */
   catalogMaxEntries?: number;
+  /** Distribution's s3 storage driver on this bucket instead of the filesystem (root is then unused). */
+  s3?: { endpoint: string; region: string; bucket: string; rootdirectory: string; accessKey: string; secretKey: string };
 }
 
 export interface Distribution {
@@ -51,8 +53,19 @@ async function startDistributionOnce(opts: DistributionOptions, port: number): P
     '  accesslog:',
     '    disabled: true',
     'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${opts.root}`,
+    ...(opts.s3
+      ? [
+          '  s3:',
+          `    accesskey: ${opts.s3.accessKey}`,
+          `    secretkey: ${opts.s3.secretKey}`,
+          `    region: ${opts.s3.region}`,
+          `    regionendpoint: ${opts.s3.endpoint}`,
+          `    bucket: ${opts.s3.bucket}`,
+          `    rootdirectory: ${opts.s3.rootdirectory}`,
+          '    secure: false',
+          '    v4auth: true',
+        ]
+      : ['  filesystem:', `    rootdirectory: ${opts.root}`]),
     '  cache:',
     '    blobdescriptor: inmemory',
     '  delete:',

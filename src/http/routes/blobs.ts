@@ -24,6 +24,11 @@ export async function getBlob(registry: Registry, target: Target, digestText: st
     reply.code(304).send();
     return;
   }
+  if (blob.redirect && request.method === 'GET') {
+    // storage.redirect: the object store serves the bytes (as Distribution's redirect does).
+    reply.code(307).header('location', await blob.redirect()).header('content-length', 0).send();
+    return;
+  }
   reply.header('content-type', 'application/octet-stream');
   // While a blob is being filled a Range is answered with the whole body (never a 206 with a
   // Content-Range we cannot yet honour).
