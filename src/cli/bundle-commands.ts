@@ -138,7 +138,7 @@ export async function gc(opts: { configFile: string; dryRun: boolean; deleteUnta
   process.stdout.write(
     `gc${r.dryRun ? ' (dry run)' : ''}: ${r.repositories} repositories, ${r.manifests} manifests, ${r.blobs} blobs; ` +
       `${verb} ${r.manifestsDeleted.length} manifests and ${r.blobsDeleted} blobs (${formatBytes(r.bytesFreed)}${r.dryRun ? ' would be freed' : ' freed'}), ` +
-      `${r.layerLinksRemoved} layer links, ${r.uploadsRemoved} abandoned uploads; ${r.blobsTooYoung} unused blobs kept as younger than ${formatDuration(grace)}; ` +
+      `${r.layerLinksRemoved} layer links, ${r.uploadsRemoved} abandoned uploads${r.unfinishedRemoved ? `, ${r.unfinishedRemoved} unfinished object-store uploads and stale leases` : ''}; ${r.blobsTooYoung} unused blobs kept as younger than ${formatDuration(grace)}; ` +
       `${formatDuration(Date.now() - started)}\n`,
   );
   return 0;

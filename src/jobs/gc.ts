@@ -45,6 +45,8 @@ export interface GcReport {
   blobsTooYoung: number;
   layerLinksRemoved: number;
   uploadsRemoved: number;
+  /** Unfinished object-store uploads and stale fleet leases removed (older than the grace period). */
+  unfinishedRemoved: number;
   /** Manifests that could not be read (missing or damaged): their blobs may be swept. */
   warnings: string[];
 }
@@ -57,7 +59,7 @@ export class GarbageCollector {
     const limit = pLimit(opts.concurrency ?? 16);
     const report: GcReport = {
       dryRun: opts.dryRun, repositories: 0, manifests: 0, manifestsDeleted: [], blobs: 0, blobsDeleted: 0, bytesFreed: 0,
-      blobsTooYoung: 0, layerLinksRemoved: 0, uploadsRemoved: 0, warnings: [],
+      blobsTooYoung: 0, layerLinksRemoved: 0, uploadsRemoved: 0, unfinishedRemoved: 0, warnings: [],
     };
     const marked = new Set<string>();
     const pins = new Map<string, Set<string>>();
@@ -152,6 +154,7 @@ export class GarbageCollector {
         if (!opts.dryRun) await this.store.deleteUpload(repo, u.id);
       }
     }
+    if (!opts.dryRun) report.unfinishedRemoved = await this.store.sweepUnfinished(new Date(now - opts.grace));
     this.log.info({ ...report, manifestsDeleted: report.manifestsDeleted.length, warnings: report.warnings.length }, opts.dryRun ? 'gc dry run' : 'gc done');
     return report;
   }

@@ -160,7 +160,12 @@ class FleetFillSource implements FillSource {
         return this.upstream.open(offset, ctl);
       }
       const lease = await this.fleet.readLease(d);
-      if (!lease) continue;
+      if (!lease) {
+        // Released between our create and our read: the blob is in place, or about to be raced for.
+        if (Date.now() > deadline) throw new UpstreamUnavailableError(`could not take or follow the fill of ${d.toString()}`);
+        await sleep(20);
+        continue;
+      }
       const stale = lease.expires < Date.now() || (lease.url === this.fleet.opts.advertise && lease.replica !== this.fleet.id);
       if (stale) {
         // Nobody renews it: the filler died (or this replica restarted). Remove and race for it.

@@ -91,6 +91,12 @@ export interface StorageDriver {
    * a filesystem's O_EXCL): true when this call created it. Replicas coordinate through it.
    */
   createExclusive(path: string, data: Uint8Array | string): Promise<boolean>;
+  /**
+   * Discards writes started before `before` that never completed (an object store's multipart
+   * uploads left by a killed process; a filesystem's temp files are cleaned at start instead).
+   * Resolves with how many were discarded.
+   */
+  sweepUnfinished?(before: Date): Promise<number>;
   /** Releases connections (an object store's client). */
   close?(): void;
   /** A time-limited URL to GET the file without credentials, where the medium has one (S3). */

@@ -309,6 +309,24 @@ export class RegistryStore {
     return this.driver.deleteFile(`${p.FLEET}/${name}`);
   }
 
+  /**
+   * Removes what writers left unfinished before `before`: an object store's multipart uploads
+   * of killed replicas, and fleet objects (leases, tag markers) nobody renewed since.
+   */
+  async sweepUnfinished(before: Date): Promise<number> {
+    let count = (await this.driver.sweepUnfinished?.(before)) ?? 0;
+    for (const dir of ['leases', 'tags']) {
+      for (const name of (await this.driver.list(`${p.FLEET}/${dir}`)) ?? []) {
+        const st = await this.driver.stat(`${p.FLEET}/${dir}/${name}`);
+        if (st && !st.isDirectory && st.modTime < before) {
+          await this.driver.deleteFile(`${p.FLEET}/${dir}/${name}`);
+          count++;
+        }
+      }
+    }
+    return count;
+  }
+
   /** Forgets the remembered target of a tag (another replica may have moved it). */
   forgetTag(repo: string, tag: string): void {
     this.#links.delete(p.tagCurrentLinkPath(repo, tag));

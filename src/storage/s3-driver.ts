@@ -26,6 +26,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -350,6 +351,26 @@ export class S3Driver implements StorageDriver {
     }
   }
 
+  async sweepUnfinished(before: Date): Promise<number> {
+    let count = 0;
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    const Prefix = this.config.prefix ? `${this.config.prefix}/` : undefined;
+    for (;;) {
+      const r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix, KeyMarker, UploadIdMarker }));
+      for (const u of r.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || (u.Initiated && u.Initiated >= before)) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })).catch((e: unknown) => {
+          if (!isNotFound(e)) throw e;
+        });
+        count++;
+      }
+      if (!r.IsTruncated) return count;
+      KeyMarker = r.NextKeyMarker;
+      UploadIdMarker = r.NextUploadIdMarker;
+    }
+  }
+
   async sync(): Promise<void> {
     // A completed PUT is durable.
   }
@@ -537,7 +558,8 @@ class S3StagedWrite implements StagedWrite {
   }
 
   async seal(): Promise<void> {
-    await this.spool.flush();
+    // Closes the spool's descriptor: an import stages many objects before committing them.
+    await this.spool.seal();
   }
 
   async commit(logical: string): Promise<void> {

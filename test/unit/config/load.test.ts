@@ -97,3 +97,30 @@ describe('durations, sizes, listen', () => {
     for (const bad of ['5000', 'host:', 'host:99999', 'a:b:c']) expect(() => parseListen(bad)).toThrow();
   });
 });
+
+describe('storage.driver s3 and fleet', () => {
+  const s3 = 'storage:\n  driver: s3\n  s3:\n    endpoint: http://127.0.0.1:7480\n    bucket: mirror\n    prefix: site-a\n    accessKey: ${K}\n    secretKey: ${S}\n';
+
+  it('reads the bucket, with secrets from the environment and the documented defaults', () => {
+    const c = parseConfig(s3, { ...base, env: { K: 'key', S: 'secret' } });
+    expect(c.storage.driver).toBe('s3');
+    expect(c.storage.s3).toMatchObject({ endpoint: 'http://127.0.0.1:7480', bucket: 'mirror', prefix: 'site-a', accessKey: 'key', secretKey: 'secret', region: 'us-east-1', forcePathStyle: true, partSize: 16 * 2 ** 20 });
+    expect(c.storage.redirect).toBe(false);
+  });
+
+  it('refuses an s3 driver without a bucket, a bad bucket or prefix, a lone key, and redirect or fleet without s3', () => {
+    expect(() => parseConfig('storage:\n  driver: s3\n', base)).toThrow(/storage\.s3: required with storage\.driver: s3/);
+    expect(() => parseConfig('storage:\n  driver: s3\n  s3:\n    bucket: Bad_Bucket\n', base)).toThrow(/storage\.s3\.bucket: expected an S3 bucket name/);
+    expect(() => parseConfig('storage:\n  driver: s3\n  s3:\n    bucket: ok-bucket\n    prefix: /abs/\n', base)).toThrow(/storage\.s3\.prefix: expected a key prefix/);
+    expect(() => parseConfig('storage:\n  driver: s3\n  s3:\n    bucket: ok-bucket\n    accessKey: k\n', base)).toThrow(/accessKey and secretKey go together/);
+    expect(() => parseConfig('storage:\n  driver: s3\n  s3:\n    bucket: ok-bucket\n    partSize: 1MiB\n', base)).toThrow(/partSize: expected a part size between 5MiB and 5GiB/);
+    expect(() => parseConfig('storage:\n  redirect: true\n', base)).toThrow(/storage\.redirect: needs storage\.driver: s3/);
+    expect(() => parseConfig('fleet:\n  listen: 127.0.0.1:5001\n  advertise: http://10.0.0.5:5001\n', base)).toThrow(/fleet: replicas share a bucket/);
+    expect(() => parseConfig(`${s3}fleet:\n  listen: 127.0.0.1:5001\n`, { ...base, env: { K: 'k', S: 's' } })).toThrow(/fleet\.advertise/);
+  });
+
+  it('reads a fleet', () => {
+    const c = parseConfig(`${s3}fleet:\n  listen: 0.0.0.0:5001\n  advertise: http://10.0.0.5:5001\n  leaseTTL: 30s\n`, { ...base, env: { K: 'k', S: 's' } });
+    expect(c.fleet).toMatchObject({ listen: { port: 5001 }, advertise: 'http://10.0.0.5:5001', leaseTTL: 30_000 });
+  });
+});
