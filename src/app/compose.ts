@@ -98,6 +98,7 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
     fleet,
   );
   metrics.countFillsWith(() => registry.fillsInFlight);
+  if (fleet) metrics.watchFleet(fleet.stats);
   const maxSize = config.storage.maxSize;
   if (maxSize !== undefined) {
     evictor = new Evictor(

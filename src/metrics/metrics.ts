@@ -91,6 +91,24 @@ export class Metrics {
     }
   }
 
+  /** Counts what this replica's fleet did (fills led and followed, takeovers, bytes from other replicas). */
+  watchFleet(stats: { led: number; followed: number; takeovers: number; peerBytes: number; tagChecksShared: number }): void {
+    const r = [this.registry];
+    new client.Counter({
+      name: 'airlock_fleet_fills_total', help: 'Blob fills this replica led (from the upstream) or followed (from another replica)', labelNames: ['role'], registers: r,
+      collect() {
+        this.reset();
+        this.inc({ role: 'led' }, stats.led);
+        this.inc({ role: 'followed' }, stats.followed);
+      },
+    });
+    const total = (name: string, help: string, pick: () => number) =>
+      new client.Counter({ name, help, registers: r, collect() { this.reset(); this.inc(pick()); } });
+    total('airlock_fleet_takeovers_total', 'Fill leases taken over from a replica that stopped renewing them', () => stats.takeovers);
+    total('airlock_fleet_peer_bytes_total', 'Blob bytes received from other replicas', () => stats.peerBytes);
+    total('airlock_fleet_tag_checks_shared_total', 'Tag revalidations left to another replica (once per tag per TTL window for the fleet)', () => stats.tagChecksShared);
+  }
+
   /** Where the fills-in-flight gauge reads its value when scraped. */
   countFillsWith(count: () => number): void {
     this.#fillsInFlight = count;

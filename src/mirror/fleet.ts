@@ -75,7 +75,7 @@ export class Fleet {
   ) {}
 
   /** A fill source that goes to `upstream` only while this replica holds the blob's lease. */
-  source(digest: Digest, upstream: FillSource): FillSource {
+  source(digest: Digest, upstream: FillSource): FillSource & { readonly otherBytes: number } {
     return new FleetFillSource(this, this.store, this.peers, digest, upstream, this.log);
   }
 
@@ -91,15 +91,25 @@ export class Fleet {
     return parseLease(await this.store.fleetRead(this.leaseName(d)).catch(() => undefined));
   }
 
+  #tagMarker(key: string, ttl: number): { base: string; window: number; name: string } {
+    const window = Math.floor(Date.now() / Math.max(1000, ttl));
+    const base = `tags/${createHash('sha256').update(key).digest('hex')}`;
+    return { base, window, name: `${base}-${window}` };
+  }
+
+  /** Records that this replica just fetched a tag from the upstream: the others trust it for the window. */
+  async markTagChecked(key: string, ttl: number): Promise<void> {
+    const { name } = this.#tagMarker(key, ttl);
+    await this.store.fleetCreate(name, JSON.stringify({ replica: this.id, state: 'done' })).catch(() => undefined);
+  }
+
   /**
    * Claims the revalidation of a tag for the current TTL window. True: this replica asks the
    * upstream now (and calls the returned done when finished). False: another replica did or is
    * doing it; this one waited (a few seconds at most) for it and reads the tag from the store.
    */
   async claimTagCheck(key: string, ttl: number): Promise<{ mine: true; done(): Promise<void> } | { mine: false }> {
-    const window = Math.floor(Date.now() / Math.max(1000, ttl));
-    const base = `tags/${createHash('sha256').update(key).digest('hex')}`;
-    const name = `${base}-${window}`;
+    const { base, window, name } = this.#tagMarker(key, ttl);
     if (await this.store.fleetCreate(name, JSON.stringify({ replica: this.id, state: 'checking' }))) {
       return {
         mine: true,
@@ -123,9 +133,12 @@ export class Fleet {
 class FleetFillSource implements FillSource {
   #owner = false;
   #renew: NodeJS.Timeout | undefined;
-  /** Offset at which the current peer stream started, while reading from a peer. */
+  /** Offset at which the current stream started, while reading from a peer or the bucket. */
   #peerFrom: number | undefined;
+  #peerIsReplica = false;
   #counted = false;
+  /** Bytes of this fill that came from another replica or the bucket, not the upstream. */
+  otherBytes = 0;
 
   constructor(
     private readonly fleet: Fleet,
@@ -138,7 +151,9 @@ class FleetFillSource implements FillSource {
 
   #closePeerSegment(offset: number): void {
     if (this.#peerFrom === undefined) return;
-    this.fleet.stats.peerBytes += Math.max(0, offset - this.#peerFrom);
+    const n = Math.max(0, offset - this.#peerFrom);
+    this.otherBytes += n;
+    if (this.#peerIsReplica) this.fleet.stats.peerBytes += n;
     this.#peerFrom = undefined;
   }
 
@@ -153,7 +168,11 @@ class FleetFillSource implements FillSource {
       const info = await this.store.statBlob(d);
       if (info && offset < info.size) {
         const body = await this.store.openBlob(d, { start: offset, end: info.size - 1 });
-        if (body) return { total: info.size, start: offset, body };
+        if (body) {
+          this.#peerFrom = offset;
+          this.#peerIsReplica = false;
+          return { total: info.size, start: offset, body };
+        }
       }
       if (await this.store.fleetCreate(this.fleet.leaseName(d), this.fleet.newLease())) {
         this.#lead(ctl);
@@ -182,6 +201,7 @@ class FleetFillSource implements FillSource {
             this.fleet.stats.followed++;
           }
           this.#peerFrom = r.start;
+          this.#peerIsReplica = true;
           return r;
         }
       } catch (e) {

@@ -171,6 +171,7 @@ export class MirrorRegistry implements Registry {
         }
         const fetched = await this.#fetchManifest(route, upstream, ref.tag, undefined, ref.tag);
         this.#tagChecked.set(key, Date.now());
+        if (!local && this.fleet) await this.fleet.markTagChecked(`${upstream.name} ${key}`, this.opts.tagTTL);
         return { ...fetched, cache: 'miss' };
       } catch (e) {
         if (claim?.mine) await claim.done();
@@ -333,16 +334,17 @@ export class MirrorRegistry implements Registry {
           return { total, start, body: res.body };
         },
     };
+    const fleetSource = this.fleet?.source(digest, fromUpstream);
     const fill = new BlobFill(
       digest,
       this.store,
-      this.fleet ? this.fleet.source(digest, fromUpstream) : fromUpstream,
+      fleetSource ?? fromUpstream,
       {
         maxResumes: this.opts.maxResumes,
         log: this.log,
         onSettled: (outcome, bytes, error) => {
           // Blob bytes received from the upstream (manifests are counted by the client itself).
-          upstream.stats.bytes += bytes;
+          upstream.stats.bytes += bytes - (fleetSource?.otherBytes ?? 0);
           if (error instanceof DigestMismatchError) this.events.onDigestMismatch?.();
           this.events.onFill?.(outcome, bytes, error);
         },
