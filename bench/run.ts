@@ -6,6 +6,9 @@
  * for the pull-through cases, and Distribution serving the same directory for the plain-registry
  * cases. The offline-shipping cases name another peer: `skopeo sync` of the same image list for
  * `airlock prefetch`, and tar plus sha256sum over the same bytes for `freeze` and `import`.
+ * The fleet case runs three replicas of each on one S3 bucket (Ceph's radosgw, started only when
+ * that case is selected): airlock `serve` processes sharing fill leases against Distribution's
+ * proxy mode with its s3 driver.
  * Each case runs ≥3 times (cold stores for cold cases), alternating who goes first, and
  * reports min/median/max and airlock ÷ Distribution of the medians. It asserts nothing.
  *
@@ -21,11 +24,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Pool, request } from 'undici';
-import { DISTRIBUTION_BIN, startDistribution } from '../test/helpers/distribution.js';
+import { DISTRIBUTION_BIN, startDistribution, type Distribution } from '../test/helpers/distribution.js';
 import { generateImage, generateIndex, type GeneratedImage } from '../test/helpers/images.js';
 import { freePort } from '../test/helpers/ports.js';
-import { NODE_FLAGS } from '../test/helpers/cli.js';
+import { NODE_FLAGS, spawnServe, waitHealthy, type ServeProcess } from '../test/helpers/cli.js';
+import { startRadosgw } from '../test/helpers/radosgw.js';
 import { skopeoCopy } from '../test/helpers/skopeo.js';
 import { READER, startTestUpstream, type TestUpstream } from '../test/helpers/upstream.js';
 
@@ -214,8 +219,12 @@ async function against(name: string, peer: string | undefined, unit: string, bet
   for (let i = 0; i < S.reps; i++) {
     for (const who of i % 2 ? (['airlock', 'peer'] as const) : (['peer', 'airlock'] as const)) runs[who].push(await fn(who, i));
   }
-  const a = stats(runs.airlock);
-  const d = stats(runs.peer);
+  record(name, peer, unit, better, target, runs.airlock, runs.peer);
+}
+
+function record(name: string, peer: string | undefined, unit: string, better: 'higher' | 'lower', target: string, airlockRuns: number[], peerRuns: number[]): void {
+  const a = stats(airlockRuns);
+  const d = stats(peerRuns);
   results.push({ case: name, unit, better, airlock: a, distribution: d, ratio: a.median / d.median, target, ...(peer ? { peer } : {}) });
   console.error(`bench: ${name}: airlock ${a.median.toFixed(3)} ${unit}, ${peer ?? 'distribution'} ${d.median.toFixed(3)} ${unit}, ratio ${(a.median / d.median).toFixed(2)}`);
 }
@@ -411,6 +420,169 @@ async function offlineCases(up: TestUpstream, images: Array<{ repo: string; tag:
   await rm(kept, { recursive: true, force: true });
 }
 
+type Radosgw = Awaited<ReturnType<typeof startRadosgw>>;
+
+/** Replicas of one mirror on one bucket, pulled from side by side. */
+interface Fleet { hosts: string[]; stop(): Promise<void>; logs(): string }
+
+/** Stops every started replica, even when some failed to stop. */
+async function stopAll(stops: Array<() => Promise<void>>): Promise<void> {
+  const failed = (await Promise.allSettled(stops.map((s) => s()))).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** A `serve` process, SIGTERM then (after 10 s) SIGKILL; resolves once it has exited. */
+async function stopServe(s: ServeProcess): Promise<void> {
+  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
+  s.child.kill('SIGTERM');
+  const t = setTimeout(() => s.child.kill('SIGKILL'), 10_000);
+  await s.exit;
+  clearTimeout(t);
+}
+
+/** `count` airlock serve processes on `bucket` (prefix airlock), each with its fleet port, leases of 5 s. */
+async function startAirlockFleet(count: number, gw: Radosgw, bucket: string, up: TestUpstream): Promise<Fleet> {
+  const replicas: Array<{ host: string; serve: ServeProcess }> = [];
+  // Their config files and spool directories.
+  const dir = await mkdtemp(path.join(work, 'fleet-airlock-'));
+  const stop = async () => {
+    try {
+      await stopAll(replicas.map((r) => () => stopServe(r.serve)));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+  const logs = () => replicas.map((r) => `airlock ${r.host}:\n${r.serve.out().slice(-4000)}`).join('\n');
+  try {
+    for (let i = 0; i < count; i++) {
+      for (let attempt = 1; ; attempt++) {
+        const port = await freePort();
+        const fleetPort = await freePort();
+        const spool = await mkdtemp(path.join(dir, `spool-${i}-`));
+        const cfg = path.join(dir, `airlock-${port}.yml`);
+        await writeFile(cfg, [
+          `listen: 127.0.0.1:${port}`,
+          'storage:',
+          `  root: ${spool}`,
+          '  driver: s3',
+          `  s3: { endpoint: "${gw.endpoint}", region: ${gw.region}, bucket: ${bucket}, prefix: airlock, accessKey: "${gw.accessKey}", secretKey: "${gw.secretKey}" }`,
+          'log: { level: warn }',
+          'upstreams:',
+          '  docker.io:',
+          `    url: ${up.proxy.url}`,
+          `    username: ${READER.user}`,
+          `    password: ${READER.password}`,
+          'defaultUpstream: docker.io',
+          'fleet:',
+          `  listen: 127.0.0.1:${fleetPort}`,
+          `  advertise: http://127.0.0.1:${fleetPort}`,
+          '  leaseTTL: 5s',
+        ].join('\n') + '\n');
+        const serve = spawnServe(cfg);
+        const host = `127.0.0.1:${port}`;
+        replicas.push({ host, serve });
+        // waitHealthy alone would wait out its timeout for a process that has already exited.
+        const died = serve.exit.then((code) => {
+          throw new Error(`airlock serve exited with ${code}: ${serve.out().trim()}`);
+        });
+        try {
+          await Promise.race([waitHealthy(`http://${host}`, { timeoutMs: 20_000, out: serve.out }), died]);
+          break;
+        } catch (e) {
+          await stopServe(serve);
+          replicas.pop();
+          // Another program took a port between the check and the bind: try other ones.
+          if (attempt >= 3 || !/port is in use/.test(serve.out())) throw e;
+        }
+      }
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { hosts: replicas.map((r) => r.host), stop, logs };
+}
+
+/** `count` Distribution registries in proxy mode, s3 driver on `bucket` under /distribution. */
+async function startDistributionFleet(count: number, gw: Radosgw, bucket: string, up: TestUpstream): Promise<Fleet> {
+  const replicas: Distribution[] = [];
+  // startDistribution leaves its config directory (airlock-dist-cfg-*) behind; it is the directory of the config file on the command line.
+  const stop = () => stopAll(replicas.map((d) => () => d.stop()));
+  try {
+    for (let i = 0; i < count; i++) {
+      replicas.push(await startDistribution({
+        root: work, // unused with s3
+        s3: { endpoint: gw.endpoint, region: gw.region, bucket, rootdirectory: '/distribution', accessKey: gw.accessKey, secretKey: gw.secretKey },
+        proxy: { remoteUrl: up.proxy.url, username: READER.user, password: READER.password },
+      }));
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { hosts: replicas.map((d) => d.host), stop, logs: () => replicas.map((d) => `distribution ${d.host}:\n${d.logs().slice(-4000)}`).join('\n') };
+}
+
+/**
+ * Fleet: FLEET_REPLICAS replicas on one bucket of a real object store (Ceph's radosgw, started
+ * here and only when the case is selected), FLEET_CLIENTS skopeo pulls per replica at once. airlock:
+ * `serve` processes sharing fill leases (one upstream fetch per blob for the fleet); Distribution:
+ * proxy-mode registries with its s3 driver on the same radosgw. Each repetition takes a fresh
+ * bucket (airlock under prefix airlock, Distribution under /distribution): a cold round, the upstream
+ * blob bytes of that round, then the same pulls again (warm).
+ */
+const FLEET_REPLICAS = 3;
+const FLEET_CLIENTS = 2;
+async function fleetCase(up: TestUpstream, ref: string, imageBytes: number): Promise<void> {
+  const label = `${FLEET_REPLICAS} replicas × ${FLEET_CLIENTS} clients, ${(imageBytes / MiB).toFixed(0)} MiB image`;
+  const coldName = `fleet cold pull, ${label}`;
+  const warmName = `fleet warm pull, ${label}`;
+  if (only && !coldName.includes(only) && !warmName.includes(only)) return;
+  console.error('bench: fleet: starting radosgw…');
+  const gwDir = await mkdtemp(path.join(work, 'radosgw-'));
+  let gw: Radosgw | undefined;
+  try {
+    gw = await startRadosgw({ dir: gwDir });
+    // radosgw creates its bucket data pool on the first object written: not in anyone's cold round.
+    await gw.createBucket('bench-fleet-warmup');
+    const s3 = new S3Client({ endpoint: gw.endpoint, region: gw.region, forcePathStyle: true, credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey }, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    try {
+      await s3.send(new PutObjectCommand({ Bucket: 'bench-fleet-warmup', Key: 'warmup', Body: randomBytes(MiB) }));
+    } finally {
+      s3.destroy();
+    }
+    await settle();
+    const cold: Record<'airlock' | 'distribution', number[]> = { airlock: [], distribution: [] };
+    const warm: Record<'airlock' | 'distribution', number[]> = { airlock: [], distribution: [] };
+    const bytes: Record<'airlock' | 'distribution', number[]> = { airlock: [], distribution: [] };
+    for (let i = 0; i < S.reps; i++) {
+      const bucket = `bench-fleet-${i}`;
+      await gw.createBucket(bucket);
+      for (const who of i % 2 ? (['airlock', 'distribution'] as const) : (['distribution', 'airlock'] as const)) {
+        const fleet = await (who === 'airlock' ? startAirlockFleet : startDistributionFleet)(FLEET_REPLICAS, gw, bucket, up);
+        try {
+          const round = () => timed(() => Promise.all(fleet.hosts.flatMap((h) => Array.from({ length: FLEET_CLIENTS }, () => timedPull(h, ref)))));
+          up.proxy.reset();
+          cold[who].push(await round());
+          bytes[who].push(up.proxy.blobBytes() / imageBytes);
+          warm[who].push(await round());
+        } catch (e) {
+          await new Promise((r) => setTimeout(r, 500)); // the replicas' last log lines
+          throw new Error(`${who} fleet (${fleet.hosts.join(', ')}): ${(e as Error).message}\n${fleet.logs()}`, { cause: e });
+        } finally {
+          await fleet.stop();
+        }
+      }
+    }
+    record(coldName, undefined, 's', 'lower', '≤ 1.0', cold.airlock, cold.distribution);
+    record(warmName, undefined, 's', 'lower', '', warm.airlock, warm.distribution);
+    extras.push({ case: `fleet upstream bytes ÷ image (cold round, ${FLEET_REPLICAS} replicas × ${FLEET_CLIENTS} clients)`, value: `airlock ${stats(bytes.airlock).median.toFixed(2)}, Distribution ${stats(bytes.distribution).median.toFixed(2)}`, target: '≤ 1.05' });
+  } finally {
+    await gw?.stop();
+    await rm(gwDir, { recursive: true, force: true });
+  }
+}
+
 async function coldMirror<T>(who: 'airlock' | 'distribution', up: TestUpstream, fn: (m: Mirror) => Promise<T>): Promise<T> {
   const root = await mkdtemp(path.join(work, `${who}-`));
   const m = await starters[who](root, up);
@@ -512,6 +684,9 @@ async function main(): Promise<void> {
     if (concBytes.airlock!.length) extras.push({ case: `${S.concurrency} concurrent cold pulls: upstream blob bytes ÷ image size`, value: `airlock ${stats(concBytes.airlock!).median.toFixed(2)}, Distribution ${stats(concBytes.distribution!).median.toFixed(2)}`, target: '≤ 1.05' });
     if (rss.airlock!.length) extras.push({ case: `peak RSS during the concurrent case (MiB)`, value: `airlock ${stats(rss.airlock!).max.toFixed(0)}, Distribution ${stats(rss.distribution!).max.toFixed(0)}`, target: 'airlock ≤ 100' });
 
+    // Three replicas on one bucket (radosgw), two clients each: cold and warm rounds, upstream bytes.
+    await fleetCase(up, 'bench/conc:v1', layerBytes(conc));
+
     // ---- plain registry: both serve the same directory (the store airlock wrote) ----------
     const plainRoot = await mkdtemp(path.join(work, 'plain-'));
     {
@@ -560,7 +735,7 @@ function renderMarkdown(r: { createdAt: string; machine: Record<string, unknown>
   return [
     `# airlock bench (${r.machine.quick ? 'quick' : 'full'}), ${r.createdAt}`,
     '',
-    `Machine: ${r.machine.nproc} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.machine.cpu ?? ''}. Peer: Distribution (docker-registry 2.8) in proxy mode for pull-through cases, plain for the plain-registry cases; same upstream (Distribution with token auth behind a byte-counting proxy), same run. Offline-shipping cases name their peer: skopeo sync (no concurrency option in 1.9: images one after another, up to 6 layers at once; airlock prefetch runs with concurrency 4), and tar plus sha256sum (both sides end with their output synced to disk).`,
+    `Machine: ${r.machine.nproc} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.machine.cpu ?? ''}. Peer: Distribution (docker-registry 2.8) in proxy mode for pull-through cases, plain for the plain-registry cases; same upstream (Distribution with token auth behind a byte-counting proxy), same run. Fleet cases: three replicas of each on one bucket of a single-node Ceph radosgw (both stream blobs from the bucket through the replica; no redirects), two skopeo clients per replica, upstream bytes counted over the cold round. Offline-shipping cases name their peer: skopeo sync (no concurrency option in 1.9: images one after another, up to 6 layers at once; airlock prefetch runs with concurrency 4), and tar plus sha256sum (both sides end with their output synced to disk).`,
     '',
     '| case | unit | airlock min / median / max | peer (Distribution unless named) min / median / max | airlock ÷ peer | target |',
     '| --- | --- | --- | --- | --- | --- |',

@@ -3,7 +3,7 @@
  * filesystem root, optionally with token auth (see token-server.ts) or in proxy mode.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
@@ -88,7 +88,11 @@ async function startDistributionOnce(opts: DistributionOptions, port: number): P
   }
   const cfg = path.join(dir, 'config.yml');
   await writeFile(cfg, `${lines.join('\n')}\n`);
-  const child = spawn(DISTRIBUTION_BIN, ['serve', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Distribution's AWS SDK panics on AWS_CA_BUNDLE ("HTTPClient's transport unsupported
+  // type") when it builds its s3 session; the tests' object store is plain HTTP anyway.
+  const env = { ...process.env };
+  delete env.AWS_CA_BUNDLE;
+  const child = spawn(DISTRIBUTION_BIN, ['serve', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let log = '';
   const keep = (b: Buffer) => {
     log = (log + b.toString()).slice(-64 * 1024);
@@ -121,11 +125,15 @@ async function startDistributionOnce(opts: DistributionOptions, port: number): P
     pid: child.pid,
     logs: () => log,
     stop: async () => {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null) {
+        await rm(dir, { recursive: true, force: true });
+        return;
+      }
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 3000);
       await exited;
       clearTimeout(t);
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }
