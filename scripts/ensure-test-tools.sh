@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests use, when any is missing: CNCF Distribution
-# (docker-registry), skopeo, openssl, containerd (ctr) and podman. Quiet and quick when
+# (docker-registry), skopeo, openssl, containerd (ctr), podman and a single-node Ceph (monitor, OSD,
+# RADOS Gateway and their tools, for a real S3 store). Quiet and quick when
 # everything is there. No service is started: the tests run their own, on private sockets/ports.
 set -euo pipefail
 
@@ -10,6 +11,11 @@ command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ctr >/dev/null 2>&1 && command -v containerd >/dev/null 2>&1 || need+=(containerd)
 command -v podman >/dev/null 2>&1 || need+=(podman)
+# Ceph: test/helpers/radosgw.ts runs ceph-mon, ceph-osd and radosgw itself, in a temp dir.
+command -v ceph-mon >/dev/null 2>&1 && command -v monmaptool >/dev/null 2>&1 || need+=(ceph-mon ceph-base)
+command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
+command -v radosgw >/dev/null 2>&1 || need+=(radosgw)
+command -v ceph >/dev/null 2>&1 && command -v radosgw-admin >/dev/null 2>&1 || need+=(ceph-common)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "ensure-test-tools: installing ${need[*]}" >&2
@@ -19,8 +25,8 @@ if [ "$(id -u)" != 0 ]; then
     echo "ensure-test-tools: need root (or sudo) to install ${need[*]} with apt-get" >&2; exit 1
   fi
 fi
-# The docker-registry and containerd packages would start services (one on port 5000); tests
-# start their own.
+# The docker-registry, containerd and ceph packages would start services (one on port 5000);
+# tests start their own.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy" ]; then
@@ -37,5 +43,14 @@ fi
 pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet containerd 2>/dev/null; then
   $SUDO systemctl disable --now containerd >/dev/null 2>&1 || true
+fi
+# Ceph's packages enable their targets; the tests' cluster is its own. Only when this run installed
+# Ceph (a machine's own cluster is left alone).
+if [[ " ${need[*]} " == *" ceph-"* || " ${need[*]} " == *" radosgw "* ]] && command -v systemctl >/dev/null 2>&1; then
+  for unit in ceph.target ceph-mon.target ceph-osd.target ceph-radosgw.target ceph-mgr.target ceph-mds.target ceph-crash.service; do
+    if systemctl is-active --quiet "$unit" 2>/dev/null || systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+      $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    fi
+  done
 fi
 echo "ensure-test-tools: done" >&2
