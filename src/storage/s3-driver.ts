@@ -36,6 +36,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Agent as UndiciAgent, request, type Dispatcher } from 'undici';
 import { AppendOffsetError, FileTooLargeError, type FileInfo, type PositionalReader, type StagedWrite, type StorageDriver } from './driver.js';
 import { FilesystemDriver } from './filesystem-driver.js';
 
@@ -93,6 +94,8 @@ export class S3Driver implements StorageDriver {
   readonly client: S3Client;
   /** Local spool for staged writes (one directory per process, cleaned at start). */
   readonly spool: FilesystemDriver;
+  /** Connections for object bodies (readStream). */
+  readonly #http = new UndiciAgent({ keepAliveTimeout: 30_000, connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 120_000 });
 
   constructor(readonly config: S3DriverConfig, spoolRoot: string) {
     const keepAlive = { keepAlive: true, maxSockets: 256 };
@@ -113,6 +116,7 @@ export class S3Driver implements StorageDriver {
 
   close(): void {
     this.client.destroy();
+    void this.#http.close();
   }
 
   get bucket(): string {
@@ -176,13 +180,27 @@ export class S3Driver implements StorageDriver {
     }
   }
 
+  /**
+   * Blob bodies are read with undici from a URL the SDK presigned (signing is local): the SDK's
+   * own Node handler moved bytes markedly slower on the warm path (6 concurrent 64 MiB GETs
+   * through airlock: 1.2–1.4 s with it, against 0.7 s straight from the object store).
+   */
   async readStream(logical: string, range?: { start: number; end: number }): Promise<Readable | undefined> {
-    try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(logical), Range: range ? `bytes=${range.start}-${range.end}` : undefined }));
-      return r.Body as Readable;
-    } catch (e) {
-      if (isNotFound(e) || statusOf(e) === 416) return undefined;
-      throw e;
+    const key = this.key(logical);
+    for (let attempt = 0; ; attempt++) {
+      const url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: 600 });
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, { dispatcher: this.#http, headers: range ? { range: `bytes=${range.start}-${range.end}` } : {} });
+      } catch (e) {
+        if (attempt < 2) continue;
+        throw e;
+      }
+      if (res.statusCode === 200 || res.statusCode === 206) return res.body;
+      const text = (await res.body.text().catch(() => '')).slice(0, 300);
+      if (res.statusCode === 404 || res.statusCode === 416) return undefined;
+      if (res.statusCode >= 500 && attempt < 2) continue;
+      throw new Error(`the object store answered ${res.statusCode} to GET ${key}: ${text}`);
     }
   }
 
