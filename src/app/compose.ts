@@ -53,7 +53,11 @@ export interface Airlock {
 
 export { StoreNotWritableError, createStore, prepareStore } from './store.js';
 
-export async function createAirlock(config: Config, logger: Logger): Promise<Airlock> {
+/**
+ * `serve: true` joins the fleet (fleet.*): only a serving process has the fleet port that a lease
+ * sends other replicas to. A job (airlock prefetch) on a fleet's bucket fetches on its own.
+ */
+export async function createAirlock(config: Config, logger: Logger, opts: { serve?: boolean } = {}): Promise<Airlock> {
   await prepareStore(config);
   const store = createStore(config);
   const upstreams = await createUpstreams(config, logger);
@@ -61,9 +65,10 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
   const metrics = new Metrics(upstreams);
   const accessTimes = new AccessTimes(store.driver);
   await accessTimes.load();
-  const peers = config.fleet ? new PeerClient(config.fleet.secret) : undefined;
-  const fleet = config.fleet && peers
-    ? new Fleet(store, peers, { advertise: config.fleet.advertise, leaseTTL: config.fleet.leaseTTL }, logger.child({ component: 'fleet' }))
+  const fleetConfig = opts.serve ? config.fleet : undefined;
+  const peers = fleetConfig ? new PeerClient(fleetConfig.secret) : undefined;
+  const fleet = fleetConfig && peers
+    ? new Fleet(store, peers, { advertise: fleetConfig.advertise, leaseTTL: fleetConfig.leaseTTL }, logger.child({ component: 'fleet' }))
     : undefined;
   let evictor: Evictor | undefined;
   let evictSoon: NodeJS.Timeout | undefined;
@@ -148,9 +153,9 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
     addMetricsRoute(metricsApp, metrics);
   }
   let fleetApp: FastifyInstance | undefined;
-  if (config.fleet) {
+  if (fleetConfig) {
     const { buildFleetApp } = await import('../http/fleet-app.js');
-    fleetApp = buildFleetApp(registry, config.fleet.secret, logger.child({ component: 'fleet' }));
+    fleetApp = buildFleetApp(registry, fleetConfig.secret, logger.child({ component: 'fleet' }));
   }
   const prefetch = (images?: readonly string[], onProgress?: (p: PrefetchProgress) => void) =>
     new Prefetcher(registry, { ...Prefetcher.options(config.prefetch, config.defaultUpstream), onProgress }, logger.child({ job: 'prefetch' }))
@@ -244,9 +249,14 @@ export async function createAirlock(config: Config, logger: Logger): Promise<Air
       }
       clearTimeout(evictSoon);
       await metricsApp?.close();
-      await fleetApp?.close();
       await accessTimes.flush().catch((e: unknown) => logger.warn({ err: e }, 'could not save access times'));
       await registry.abortFills();
+      if (fleetApp) {
+        // Other replicas following a fill of ours resume elsewhere (their leases take over).
+        const closing = fleetApp.close();
+        fleetApp.server.closeAllConnections();
+        await closing;
+      }
       await stopping;
       await Promise.all([...upstreams.values()].map((u) => u.close()));
       await peers?.close();

@@ -8,7 +8,7 @@ export class ListenError extends Error {}
 export async function serve(opts: { configFile: string }): Promise<number> {
   const config = await loadConfig(opts.configFile);
   const logger = createLogger({ level: config.log.level });
-  const airlock = await createAirlock(config, logger);
+  const airlock = await createAirlock(config, logger, { serve: true });
   try {
     await airlock.app.listen({ host: config.listen.host, port: config.listen.port });
   } catch (e) {

@@ -210,7 +210,7 @@ export const configSchema = z.strictObject({
     /** The URL other replicas reach this one's fleet port by (http://10.0.0.5:5001). */
     advertise: z.url({ protocol: /^https?$/, error: 'expected the URL other replicas reach this one by, such as http://10.0.0.5:5001' }),
     /** A filling replica renews its lease every third of this; a lease not renewed for this long is taken over. */
-    leaseTTL: duration.default(15_000),
+    leaseTTL: duration.refine((v) => v >= 1000, { message: 'expected at least 1s' }).default(15_000),
     /** A shared token the fleet port demands (Authorization: Bearer); set it wherever the port is reachable by others than the replicas. */
     secret: z.string().min(16, 'expected at least 16 characters').optional(),
   }).optional(),

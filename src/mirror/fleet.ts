@@ -19,7 +19,7 @@ import type { Logger } from '../logging/logger.js';
 import type { Digest } from '../oci/digest.js';
 import { UpstreamUnavailableError } from '../oci/errors.js';
 import type { RegistryStore } from '../storage/registry-store.js';
-import type { PeerClient } from '../upstream/peer-client.js';
+import { PeerRefusedError, type PeerClient } from '../upstream/peer-client.js';
 import type { FillControl, FillSource } from './blob-fill.js';
 
 export interface FleetOptions {
@@ -89,6 +89,13 @@ export class Fleet {
 
   async readLease(d: Digest): Promise<Lease | undefined> {
     return parseLease(await this.store.fleetRead(this.leaseName(d)).catch(() => undefined));
+  }
+
+  /** The lease with its exact text (to tell whether it changed between two reads). */
+  async readLeaseText(d: Digest): Promise<(Lease & { text: string }) | undefined> {
+    const text = await this.store.fleetRead(this.leaseName(d)).catch(() => undefined);
+    const lease = parseLease(text);
+    return lease && text !== undefined ? { ...lease, text } : undefined;
   }
 
   #tagMarker(key: string, ttl: number): { base: string; window: number; name: string } {
@@ -178,19 +185,28 @@ class FleetFillSource implements FillSource {
         this.#lead(ctl);
         return this.upstream.open(offset, ctl);
       }
-      const lease = await this.fleet.readLease(d);
+      const lease = await this.fleet.readLeaseText(d);
       if (!lease) {
         // Released between our create and our read: the blob is in place, or about to be raced for.
         if (Date.now() > deadline) throw new UpstreamUnavailableError(`could not take or follow the fill of ${d.toString()}`);
         await sleep(20);
         continue;
       }
+      if (lease.replica === this.fleet.id) {
+        // Ours: the create succeeded but its answer was lost (the SDK's retry then met our own lease).
+        this.#lead(ctl);
+        return this.upstream.open(offset, ctl);
+      }
       const stale = lease.expires < Date.now() || (lease.url === this.fleet.opts.advertise && lease.replica !== this.fleet.id);
       if (stale) {
-        // Nobody renews it: the filler died (or this replica restarted). Remove and race for it.
-        this.log.warn({ digest: d.toString(), holder: lease.url }, 'fill lease expired; taking over');
-        this.fleet.stats.takeovers++;
-        await this.store.fleetDelete(this.fleet.leaseName(d)).catch(() => undefined);
+        // Nobody renews it: the filler died (or this replica restarted). Remove it, unless another
+        // replica replaced it meanwhile, and race for it.
+        const again = await this.fleet.readLeaseText(d);
+        if (again?.text === lease.text) {
+          this.log.warn({ digest: d.toString(), holder: lease.url }, 'fill lease expired; taking over');
+          this.fleet.stats.takeovers++;
+          await this.store.fleetDelete(this.fleet.leaseName(d)).catch(() => undefined);
+        }
         continue;
       }
       try {
@@ -205,7 +221,8 @@ class FleetFillSource implements FillSource {
           return r;
         }
       } catch (e) {
-        this.log.debug({ digest: d.toString(), peer: lease.url, err: (e as Error).message }, 'replica holding the fill did not answer');
+        if (e instanceof PeerRefusedError) this.log.warn({ peer: lease.url, err: e.message }, 'another replica refused this one (fleet.secret differs?)');
+        else this.log.debug({ digest: d.toString(), peer: lease.url, err: (e as Error).message }, 'replica holding the fill did not answer');
       }
       if (Date.now() > deadline) throw new UpstreamUnavailableError(`the replica filling ${d.toString()} (${lease.url}) cannot be reached and its lease is still live`);
       await sleep(Math.min(500, Math.max(50, ttl / 10)));
@@ -217,12 +234,28 @@ class FleetFillSource implements FillSource {
     this.fleet.stats.led++;
     ctl.claim();
     const every = Math.max(200, Math.floor(this.fleet.opts.leaseTTL / 3));
+    let renewing = false;
     this.#renew = setInterval(() => {
-      void this.store.fleetWrite(this.fleet.leaseName(this.digest), this.fleet.newLease()).catch((e: unknown) => {
-        this.log.warn({ digest: this.digest.toString(), err: (e as Error).message }, 'could not renew a fill lease');
-      });
+      if (renewing) return;
+      renewing = true;
+      void this.#renewOnce()
+        .catch((e: unknown) => this.log.warn({ digest: this.digest.toString(), err: (e as Error).message }, 'could not renew a fill lease'))
+        .finally(() => (renewing = false));
     }, every);
     this.#renew.unref();
+  }
+
+  /** Renews the lease while it is still ours (a replica that took it over keeps it). */
+  async #renewOnce(): Promise<void> {
+    const now = await this.fleet.readLease(this.digest);
+    if (!this.#renew) return;
+    if (now && now.replica !== this.fleet.id) {
+      this.log.warn({ digest: this.digest.toString(), holder: now.url }, 'another replica took this fill\'s lease over; no longer renewing it');
+      clearInterval(this.#renew);
+      this.#renew = undefined;
+      return;
+    }
+    await this.store.fleetWrite(this.fleet.leaseName(this.digest), this.fleet.newLease());
   }
 
   /**
@@ -252,6 +285,8 @@ class FleetFillSource implements FillSource {
     this.#renew = undefined;
     if (this.#owner) {
       this.#owner = false;
+      const now = await this.fleet.readLease(this.digest);
+      if (now && now.replica !== this.fleet.id) return;
       await this.store.fleetDelete(this.fleet.leaseName(this.digest)).catch((e: unknown) => {
         this.log.warn({ digest: this.digest.toString(), err: (e as Error).message }, 'could not remove a fill lease (it expires by itself)');
       });

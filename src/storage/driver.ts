@@ -96,7 +96,7 @@ export interface StorageDriver {
    * uploads left by a killed process; a filesystem's temp files are cleaned at start instead).
    * Resolves with how many were discarded.
    */
-  sweepUnfinished?(before: Date): Promise<number>;
+  sweepUnfinished?(before: Date, live?: (path: string) => Promise<boolean>): Promise<number>;
   /** Releases connections (an object store's client). */
   close?(): void;
   /** A time-limited URL to GET the file without credentials, where the medium has one (S3). */

@@ -311,20 +311,38 @@ export class RegistryStore {
 
   /**
    * Removes what writers left unfinished before `before`: an object store's multipart uploads
-   * of killed replicas, and fleet objects (leases, tag markers) nobody renewed since.
+   * of killed replicas (not those of a fill whose lease is still renewed, however old), dead
+   * fill leases and old tag markers.
    */
   async sweepUnfinished(before: Date): Promise<number> {
-    let count = (await this.driver.sweepUnfinished?.(before)) ?? 0;
+    const live = async (path: string): Promise<boolean> => {
+      const m = /\/blobs\/([a-z0-9]+)\/[0-9a-f]{2}\/([0-9a-f]+)\/data$/.exec(path);
+      return m ? this.#leaseLive(`leases/${m[1]}-${m[2]}`) : false;
+    };
+    let count = (await this.driver.sweepUnfinished?.(before, live)) ?? 0;
     for (const dir of ['leases', 'tags']) {
       for (const name of (await this.driver.list(`${p.FLEET}/${dir}`)) ?? []) {
-        const st = await this.driver.stat(`${p.FLEET}/${dir}/${name}`);
-        if (st && !st.isDirectory && st.modTime < before) {
-          await this.driver.deleteFile(`${p.FLEET}/${dir}/${name}`);
-          count++;
-        }
+        const path = `${p.FLEET}/${dir}/${name}`;
+        const st = await this.driver.stat(path);
+        if (!st || st.isDirectory || st.modTime >= before) continue;
+        if (dir === 'leases' && (await this.#leaseLive(`leases/${name}`))) continue;
+        await this.driver.deleteFile(path);
+        count++;
       }
     }
     return count;
+  }
+
+  /** Whether a fill lease has not expired (its holder renews it every third of its TTL). */
+  async #leaseLive(name: string): Promise<boolean> {
+    const body = await this.fleetRead(name).catch(() => undefined);
+    if (body === undefined) return false;
+    try {
+      const expires = (JSON.parse(body) as { expires?: unknown }).expires;
+      return typeof expires === 'number' && expires > Date.now();
+    } catch {
+      return false;
+    }
   }
 
   /** Forgets the remembered target of a tag (another replica may have moved it). */

@@ -39,6 +39,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent as UndiciAgent, request, type Dispatcher } from 'undici';
 import { AppendOffsetError, FileTooLargeError, type FileInfo, type PositionalReader, type StagedWrite, type StorageDriver } from './driver.js';
 import { FilesystemDriver } from './filesystem-driver.js';
+import { BLOBS } from './paths.js';
 
 export interface S3DriverConfig {
   /** http(s)://host:port of an S3 API (radosgw, MinIO, AWS); empty for AWS's own. */
@@ -196,7 +197,12 @@ export class S3Driver implements StorageDriver {
         if (attempt < 2) continue;
         throw e;
       }
-      if (res.statusCode === 200 || res.statusCode === 206) return res.body;
+      if (res.statusCode === 206 || (res.statusCode === 200 && (!range || (range.start === 0 && Number(res.headers['content-length']) === range.end + 1)))) return res.body;
+      if (res.statusCode === 200) {
+        // A store that ignored the Range: its bytes would start at 0, not where we asked.
+        res.body.destroy();
+        throw new Error(`the object store ignored the range of GET ${key}`);
+      }
       const text = (await res.body.text().catch(() => '')).slice(0, 300);
       if (res.statusCode === 404 || res.statusCode === 416) return undefined;
       if (res.statusCode >= 500 && attempt < 2) continue;
@@ -263,7 +269,7 @@ export class S3Driver implements StorageDriver {
 
   /** Server-side copy of one object (in parts above S3's 5 GiB single-copy limit). */
   async #copy(fromKey: string, toKey: string, size: number): Promise<void> {
-    const source = `${this.bucket}/${encodeURI(fromKey)}`;
+    const source = copySource(this.bucket, fromKey);
     if (size <= MAX_COPY) {
       await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: toKey, CopySource: source }));
       return;
@@ -271,7 +277,7 @@ export class S3Driver implements StorageDriver {
     const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: toKey }));
     try {
       const parts: CompletedPart[] = [];
-      const step = 1 << 30;
+      const step = copyStep(size);
       for (let at = 0, n = 1; at < size; at += step, n++) {
         const r = await this.client.send(new UploadPartCopyCommand({
           Bucket: this.bucket, Key: toKey, UploadId, PartNumber: n, CopySource: source,
@@ -309,8 +315,10 @@ export class S3Driver implements StorageDriver {
     let batch: string[] = [];
     const flush = async () => {
       if (batch.length === 0) return;
-      await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      const r = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
       batch = [];
+      const failed = (r.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length > 0) throw new Error(`the object store did not delete ${failed.length} objects (first: ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message ?? ''})`);
     };
     for await (const o of this.#keysUnder(logical)) {
       batch.push(o.key);
@@ -369,15 +377,22 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async sweepUnfinished(before: Date): Promise<number> {
+  /**
+   * Aborts multipart uploads into blob keys (fills and commits: airlock's, never Distribution's,
+   * which uploads under _uploads/) begun before `before`, unless `live` says a writer still owns
+   * the key. Other uploads in the bucket are left alone.
+   */
+  async sweepUnfinished(before: Date, live?: (path: string) => Promise<boolean>): Promise<number> {
     let count = 0;
     let KeyMarker: string | undefined;
     let UploadIdMarker: string | undefined;
-    const Prefix = this.config.prefix ? `${this.config.prefix}/` : undefined;
+    const Prefix = this.key(BLOBS) + '/';
+    const base = this.config.prefix ? `${this.config.prefix}/` : '';
     for (;;) {
       const r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix, KeyMarker, UploadIdMarker }));
       for (const u of r.Uploads ?? []) {
         if (!u.Key || !u.UploadId || (u.Initiated && u.Initiated >= before)) continue;
+        if (live && (await live(u.Key.slice(base.length)))) continue;
         await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })).catch((e: unknown) => {
           if (!isNotFound(e)) throw e;
         });
@@ -415,7 +430,7 @@ export class S3Driver implements StorageDriver {
     const key = this.key(logical);
     try {
       await this.client.send(new CopyObjectCommand({
-        Bucket: this.bucket, Key: key, CopySource: `${this.bucket}/${encodeURI(key)}`,
+        Bucket: this.bucket, Key: key, CopySource: copySource(this.bucket, key),
         MetadataDirective: 'REPLACE', Metadata: { 'airlock-touched': new Date().toISOString() },
       }));
     } catch (e) {
@@ -424,6 +439,21 @@ export class S3Driver implements StorageDriver {
     }
     return true;
   }
+}
+
+/** x-amz-copy-source: bucket/key with each segment percent-encoded (a '?' would start a version id). */
+function copySource(bucket: string, key: string): string {
+  return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/**
+ * Part size for a server-side copy of `size` bytes: equal parts of at most 1 GiB, so that no part
+ * but the last falls under S3's 5 MiB minimum (1 GiB steps would leave a 2 MiB part before the
+ * new bytes of an append to a 1 GiB + 2 MiB object).
+ */
+function copyStep(size: number): number {
+  const parts = Math.max(1, Math.ceil(size / 2 ** 30));
+  return Math.ceil(size / parts);
 }
 
 async function readFully(reader: PositionalReader, buf: Buffer, position: number): Promise<void> {
@@ -462,9 +492,9 @@ class MultipartWriter {
   }
 
   async copyPart(fromKey: string, size: number): Promise<void> {
-    const source = `${this.driver.bucket}/${encodeURI(fromKey)}`;
+    const source = copySource(this.driver.bucket, fromKey);
     const UploadId = await this.#id();
-    const step = 1 << 30;
+    const step = copyStep(size);
     for (let at = 0; at < size; at += step) {
       const PartNumber = this.#next++;
       const r = await this.driver.client.send(new UploadPartCopyCommand({
@@ -504,7 +534,7 @@ class S3StagedWrite implements StagedWrite {
   #queued = 0;
   readonly #running = new Set<Promise<void>>();
   #failed: Error | undefined;
-  #reader: PositionalReader | undefined;
+  #reader: Promise<PositionalReader | undefined> | undefined;
   #done = false;
 
   constructor(private readonly spool: StagedWrite, private readonly driver: S3Driver) {}
@@ -544,7 +574,7 @@ class S3StagedWrite implements StagedWrite {
   /** Starts uploads of the whole parts the spool holds now. */
   #pump(): void {
     const up = this.#upload;
-    if (!up || this.#failed) return;
+    if (!up || this.#failed || this.#done) return;
     const size = this.driver.config.partSize;
     while (this.spool.bytesReadable - this.#queued >= size && this.#running.size < PART_CONCURRENCY) {
       const at = this.#queued;
@@ -555,10 +585,12 @@ class S3StagedWrite implements StagedWrite {
 
   #startPart(up: MultipartWriter, at: number, size: number): void {
     const p = (async () => {
-      this.#reader ??= await this.spool.openReader();
-      if (!this.#reader) throw new Error('the spool file is gone');
+      // One reader for every part (parts start several in a tick: share the open, not race it).
+      this.#reader ??= this.spool.openReader();
+      const reader = await this.#reader;
+      if (!reader) throw new Error('the spool file is gone');
       const buf = Buffer.allocUnsafe(size);
-      await readFully(this.#reader, buf, at);
+      await readFully(reader, buf, at);
       await up.part(buf, Math.floor(at / this.driver.config.partSize) + 1);
     })().catch((e: unknown) => {
       this.#failed ??= e instanceof Error ? e : new Error(String(e));
@@ -633,13 +665,14 @@ class S3StagedWrite implements StagedWrite {
   async #cleanup(): Promise<void> {
     const r = this.#reader;
     this.#reader = undefined;
-    await r?.close().catch(() => undefined);
+    await (await r?.catch(() => undefined))?.close().catch(() => undefined);
     await this.spool.abort();
   }
 
   async abort(): Promise<void> {
     this.#done = true;
-    await Promise.allSettled([...this.#running]);
+    // #pump starts nothing once #done is set; wait for every part still on its way.
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
     await this.#upload?.abort();
     this.#upload = undefined;
     await this.#cleanup();

@@ -13,6 +13,11 @@ export interface PeerFill {
   body: Readable;
 }
 
+/** Another replica refused this one: their fleet.secret settings differ. */
+export class PeerRefusedError extends Error {
+  override name = 'PeerRefusedError';
+}
+
 export class PeerClient {
   readonly #agent: Agent;
 
@@ -30,6 +35,10 @@ export class PeerClient {
     if (res.statusCode === 404) {
       await res.body.dump();
       return undefined;
+    }
+    if (res.statusCode === 401) {
+      await res.body.dump();
+      throw new PeerRefusedError(`peer ${url.origin} refused the request (401)`);
     }
     const total = Number(res.headers['x-airlock-blob-size']);
     if ((res.statusCode !== 200 && res.statusCode !== 206) || !Number.isSafeInteger(total)) {

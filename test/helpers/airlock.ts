@@ -27,7 +27,7 @@ export async function startAirlock(yaml: string, opts: { baseDir?: string; env?:
     },
   });
   const logger = createLogger({ level: config.log.level, destination: sink });
-  const airlock = await createAirlock(config, logger);
+  const airlock = await createAirlock(config, logger, { serve: true });
   await airlock.app.listen({ host: '127.0.0.1', port: 0 });
   const port = (airlock.app.server.address() as { port: number }).port;
   return { ...airlock, url: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, port, logs, stop: () => airlock.close() };
