@@ -99,6 +99,10 @@ export class S3Driver implements StorageDriver {
   readonly #http = new UndiciAgent({ keepAliveTimeout: 30_000, connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 120_000 });
 
   constructor(readonly config: S3DriverConfig, spoolRoot: string) {
+    // The SDK warns on Node 20 (multi-line, on stderr, at every command) that its releases after
+    // January 2027 will need Node 22. package.json pins a release that supports Node 20; the
+    // warning is about future upgrades, which the README's dependency table notes.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const keepAlive = { keepAlive: true, maxSockets: 256 };
     this.client = new S3Client({
       endpoint: config.endpoint || undefined,

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
@@ -295,6 +295,26 @@ describe('the S3 driver', () => {
       await off.stop();
     }
   }, 300_000);
+});
+
+describe('gc on a bucket shared with running fills', () => {
+  it('aborts a dead multipart upload into a blob key, keeps one whose lease is renewed, and leaves Distribution-style _uploads alone', async () => {
+    const bucket = await newBucket();
+    const cfg = path.join(work, `cfg-${n++}.yml`);
+    await writeFile(cfg, [storageBlock(bucket, 'g'), 'log:\n  level: warn'].join('\n'));
+    const hex = (c: string) => c.repeat(64);
+    const blobKey = (h: string) => `g/docker/registry/v2/blobs/sha256/${h.slice(0, 2)}/${h}/data`;
+    const start = async (Key: string) => (await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key }))).UploadId!;
+    await start(blobKey(hex('a'))); // a killed replica's fill: no lease
+    await start(blobKey(hex('b'))); // a running fill: its lease is live
+    await start('g/docker/registry/v2/repositories/x/_uploads/1234/data'); // a push of Distribution's
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `g/.airlock/fleet/leases/sha256-${hex('b')}`, Body: JSON.stringify({ replica: 'r', url: 'http://127.0.0.1:1', expires: Date.now() + 60_000 }) }));
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `g/.airlock/fleet/leases/sha256-${hex('c')}`, Body: JSON.stringify({ replica: 'r', url: 'http://127.0.0.1:1', expires: Date.now() - 1000 }) }));
+    const gc = await runAirlock(['gc', '--config', cfg, '--grace', '0s'], 60_000);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect((await pendingUploads(bucket)).sort()).toEqual([blobKey(hex('b')), 'g/docker/registry/v2/repositories/x/_uploads/1234/data']);
+    expect([...(await keys(bucket, 'g/.airlock/fleet/leases/')).keys()]).toEqual([`g/.airlock/fleet/leases/sha256-${hex('b')}`]);
+  }, 60_000);
 });
 
 describe('three replicas on one bucket', () => {
