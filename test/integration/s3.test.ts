@@ -265,6 +265,9 @@ describe('the S3 driver', () => {
     const v = await runAirlock(['verify', '--config', offline], 120_000);
     expect(v.code, v.stderr + v.stdout).toBe(0);
     expect(await assertBucketVerified(bucket, 'offline')).toBe(img.multi!.blobs.length + img.big!.blobs.length + 2);
+    const du = await runAirlock(['du', '--config', offline], 60_000);
+    expect(du.code, du.stderr).toBe(0);
+    expect(du.stdout).toContain('library/big');
 
     // A damaged object is found by verify.
     const victim = img.multi!.blobs[0]!;
