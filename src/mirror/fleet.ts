@@ -144,6 +144,7 @@ class FleetFillSource implements FillSource {
   #peerFrom: number | undefined;
   #peerIsReplica = false;
   #counted = false;
+  #triedOnce = false;
   /** Bytes of this fill that came from another replica or the bucket, not the upstream. */
   otherBytes = 0;
 
@@ -169,10 +170,15 @@ class FleetFillSource implements FillSource {
     if (this.#owner) return this.upstream.open(offset, ctl);
     const d = this.digest;
     const ttl = this.fleet.opts.leaseTTL;
-    // Long enough for a dead filler's lease to expire and be taken over, bounded.
-    const deadline = Date.now() + 2 * ttl + 10_000;
+    // Long enough for a dead filler's lease to expire and be taken over; pushed back whenever
+    // the holder answers (it may fill a blob of unknown size, which it cannot stream).
+    let deadline = Date.now() + 2 * ttl + 10_000;
+    // The caller looked for the blob just before the first attempt.
+    let lookedAlready = offset === 0 && !this.#triedOnce;
+    this.#triedOnce = true;
     for (;;) {
-      const info = await this.store.statBlob(d);
+      const info = lookedAlready ? undefined : await this.store.statBlob(d);
+      lookedAlready = false;
       if (info && offset < info.size) {
         const body = await this.store.openBlob(d, { start: offset, end: info.size - 1 });
         if (body) {
@@ -220,6 +226,7 @@ class FleetFillSource implements FillSource {
           this.#peerIsReplica = true;
           return r;
         }
+        deadline = Date.now() + 2 * ttl + 10_000;
       } catch (e) {
         if (e instanceof PeerRefusedError) this.log.warn({ peer: lease.url, err: e.message }, 'another replica refused this one (fleet.secret differs?)');
         else this.log.debug({ digest: d.toString(), peer: lease.url, err: (e as Error).message }, 'replica holding the fill did not answer');
