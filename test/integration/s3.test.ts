@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, GetObjectCommand, HeadBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
@@ -298,6 +298,20 @@ describe('the S3 driver', () => {
       await off.stop();
     }
   }, 300_000);
+});
+
+describe('a bucket that is not there', () => {
+  it('refuses to start with one line naming the bucket, exit 1, and creates nothing', async () => {
+    const cfg = path.join(work, `cfg-${n++}.yml`);
+    await writeFile(cfg, [storageBlock('no-such-bucket', 'x'), 'log:\n  level: warn'].join('\n'));
+    for (const cmd of [['serve'], ['verify']]) {
+      const r = await runAirlock([...cmd, '--config', cfg], 30_000);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^airlock: storage\.s3: bucket no-such-bucket at http:\/\/127\.0\.0\.1:\d+ is not usable: does not exist \(HTTP 404\)$/)]);
+    }
+    const head = await s3.send(new HeadBucketCommand({ Bucket: 'no-such-bucket' })).then(() => 200, (e: { $metadata?: { httpStatusCode?: number } }) => e.$metadata?.httpStatusCode);
+    expect(head).toBe(404);
+  }, 60_000);
 });
 
 describe('gc on a bucket shared with running fills', () => {
