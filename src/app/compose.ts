@@ -58,8 +58,8 @@ export { StoreNotWritableError, createStore, prepareStore } from './store.js';
  * sends other replicas to. A job (airlock prefetch) on a fleet's bucket fetches on its own.
  */
 export async function createAirlock(config: Config, logger: Logger, opts: { serve?: boolean } = {}): Promise<Airlock> {
-  await prepareStore(config);
   const store = createStore(config);
+  await prepareStore(config, store.driver);
   const upstreams = await createUpstreams(config, logger);
   const router = new Router(upstreams, config.defaultUpstream, config.push.repositories);
   const metrics = new Metrics(upstreams);

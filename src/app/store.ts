@@ -43,9 +43,10 @@ export function createStore(config: Config, driver: StorageDriver = createDriver
 
 /**
  * Creates the root if needed, checks it is writable and removes temp files a killed process
- * left; with an object store, also checks that the bucket answers and takes writes.
+ * left; with an object store (the driver the store will use), also checks that the bucket
+ * answers and takes writes.
  */
-export async function prepareStore(config: Config): Promise<void> {
+export async function prepareStore(config: Config, driver: StorageDriver = createDriver(config)): Promise<void> {
   const local = new FilesystemDriver(config.storage.root);
   try {
     await mkdir(local.root, { recursive: true });
@@ -56,15 +57,13 @@ export async function prepareStore(config: Config): Promise<void> {
   } catch (e) {
     throw new StoreNotWritableError(local.root, e);
   }
-  const s3 = config.storage.s3;
-  if (config.storage.driver === 's3' && s3) {
-    const driver = new S3Driver(s3, config.storage.root);
+  if (driver instanceof S3Driver) {
     try {
       await driver.check();
     } catch (e) {
-      throw new BucketUnavailableError(s3.bucket, s3.endpoint, e);
-    } finally {
-      driver.client.destroy();
+      // The store is unusable: release its connections (a kept-alive socket would hold the process).
+      driver.close();
+      throw new BucketUnavailableError(driver.config.bucket, driver.config.endpoint, e);
     }
   }
 }

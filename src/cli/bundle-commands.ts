@@ -24,8 +24,9 @@ import { UsageError } from './usage-error.js';
 async function open(configFile: string) {
   const config = await loadConfig(configFile);
   const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: 2 });
-  await prepareStore(config);
-  return { config, logger, store: createStore(config) };
+  const store = createStore(config);
+  await prepareStore(config, store.driver);
+  return { config, logger, store };
 }
 
 export async function freeze(opts: { configFile: string; out?: string; since?: string; images: string[]; version: string }): Promise<number> {

@@ -87,12 +87,8 @@ export class Fleet {
     return JSON.stringify({ replica: this.id, url: this.opts.advertise, expires: Date.now() + this.opts.leaseTTL } satisfies Lease);
   }
 
-  async readLease(d: Digest): Promise<Lease | undefined> {
-    return parseLease(await this.store.fleetRead(this.leaseName(d)).catch(() => undefined));
-  }
-
-  /** The lease with its exact text (to tell whether it changed between two reads). */
-  async readLeaseText(d: Digest): Promise<(Lease & { text: string }) | undefined> {
+  /** The lease, with its exact text (to tell whether it changed between two reads). */
+  async readLease(d: Digest): Promise<(Lease & { text: string }) | undefined> {
     const text = await this.store.fleetRead(this.leaseName(d)).catch(() => undefined);
     const lease = parseLease(text);
     return lease && text !== undefined ? { ...lease, text } : undefined;
@@ -191,7 +187,7 @@ class FleetFillSource implements FillSource {
         this.#lead(ctl);
         return this.upstream.open(offset, ctl);
       }
-      const lease = await this.fleet.readLeaseText(d);
+      const lease = await this.fleet.readLease(d);
       if (!lease) {
         // Released between our create and our read: the blob is in place, or about to be raced for.
         if (Date.now() > deadline) throw new UpstreamUnavailableError(`could not take or follow the fill of ${d.toString()}`);
@@ -207,7 +203,7 @@ class FleetFillSource implements FillSource {
       if (stale) {
         // Nobody renews it: the filler died (or this replica restarted). Remove it, unless another
         // replica replaced it meanwhile, and race for it.
-        const again = await this.fleet.readLeaseText(d);
+        const again = await this.fleet.readLease(d);
         if (again?.text === lease.text) {
           this.log.warn({ digest: d.toString(), holder: lease.url }, 'fill lease expired; taking over');
           this.fleet.stats.takeovers++;
