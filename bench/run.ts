@@ -24,15 +24,15 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { Pool, request } from 'undici';
 import { DISTRIBUTION_BIN, startDistribution, type Distribution } from '../test/helpers/distribution.js';
 import { generateImage, generateIndex, type GeneratedImage } from '../test/helpers/images.js';
 import { freePort } from '../test/helpers/ports.js';
-import { NODE_FLAGS, spawnServe, waitHealthy, type ServeProcess } from '../test/helpers/cli.js';
-import { startRadosgw } from '../test/helpers/radosgw.js';
+import { NODE_FLAGS } from '../test/helpers/cli.js';
+import { radosgwClient, startRadosgw } from '../test/helpers/radosgw.js';
 import { skopeoCopy } from '../test/helpers/skopeo.js';
-import { READER, startTestUpstream, type TestUpstream } from '../test/helpers/upstream.js';
+import { READER, mirrorUpstreams, startTestUpstream, type TestUpstream } from '../test/helpers/upstream.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -76,10 +76,11 @@ async function waitReady(url: string, ms: number, gone: () => boolean = () => fa
 
 let work = '';
 
-async function startAirlockProcess(root: string, upstream?: TestUpstream): Promise<Mirror> {
+/** `extra` gives more config lines for each attempt (the fleet's port is picked per attempt too). */
+async function startAirlockProcess(root: string, upstream?: TestUpstream, extra: () => Promise<string[]> = async () => []): Promise<Mirror> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startAirlockOnce(root, await freePort(), upstream);
+      return await startAirlockOnce(root, await freePort(), upstream, await extra());
     } catch (e) {
       // Another program took the port between the check and the bind: try another one.
       if (attempt >= 3 || !(e instanceof PortTaken)) throw e;
@@ -89,12 +90,11 @@ async function startAirlockProcess(root: string, upstream?: TestUpstream): Promi
 
 class PortTaken extends Error {}
 
-async function startAirlockOnce(root: string, port: number, upstream?: TestUpstream): Promise<Mirror> {
+async function startAirlockOnce(root: string, port: number, upstream: TestUpstream | undefined, extra: string[]): Promise<Mirror> {
   const cfg = path.join(work, `airlock-${port}.yml`);
-  const lines = [`listen: "127.0.0.1:${port}"`, `storage:\n  root: ${root}`, 'log:\n  level: warn'];
-  if (upstream) {
-    lines.push('upstreams:', '  docker.io:', `    url: ${upstream.proxy.url}`, `    username: ${READER.user}`, `    password: ${READER.password}`);
-  }
+  // `extra` follows storage.root: its first lines may be more storage keys.
+  const lines = [`listen: "127.0.0.1:${port}"`, `storage:\n  root: ${root}`, ...extra, 'log:\n  level: warn'];
+  if (upstream) lines.push(mirrorUpstreams(upstream));
   await writeFile(cfg, `${lines.join('\n')}\n`);
   // AIRLOCK_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles each airlock process.
   const nodeArgs = (process.env.AIRLOCK_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -432,81 +432,39 @@ async function stopAll(stops: Array<() => Promise<void>>): Promise<void> {
 }
 
 /** A `serve` process, SIGTERM then (after 10 s) SIGKILL; resolves once it has exited. */
-async function stopServe(s: ServeProcess): Promise<void> {
-  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
-  s.child.kill('SIGTERM');
-  const t = setTimeout(() => s.child.kill('SIGKILL'), 10_000);
-  await s.exit;
-  clearTimeout(t);
-}
-
 /** `count` airlock serve processes on `bucket` (prefix airlock), each with its fleet port, leases of 5 s. */
 async function startAirlockFleet(count: number, gw: Radosgw, bucket: string, up: TestUpstream): Promise<Fleet> {
-  const replicas: Array<{ host: string; serve: ServeProcess }> = [];
-  // Their config files and spool directories.
+  const replicas: Mirror[] = [];
+  // Their spool directories.
   const dir = await mkdtemp(path.join(work, 'fleet-airlock-'));
   const stop = async () => {
     try {
-      await stopAll(replicas.map((r) => () => stopServe(r.serve)));
+      await stopAll(replicas.map((r) => () => r.stop()));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   };
-  const logs = () => replicas.map((r) => `airlock ${r.host}:\n${r.serve.out().slice(-4000)}`).join('\n');
+  const lines = async () => {
+    const fleetPort = await freePort();
+    return [
+      '  driver: s3',
+      `  s3: { endpoint: "${gw.endpoint}", region: ${gw.region}, bucket: ${bucket}, prefix: airlock, accessKey: "${gw.accessKey}", secretKey: "${gw.secretKey}" }`,
+      `fleet: { listen: "127.0.0.1:${fleetPort}", advertise: "http://127.0.0.1:${fleetPort}", leaseTTL: 5s }`,
+    ];
+  };
   try {
-    for (let i = 0; i < count; i++) {
-      for (let attempt = 1; ; attempt++) {
-        const port = await freePort();
-        const fleetPort = await freePort();
-        const spool = await mkdtemp(path.join(dir, `spool-${i}-`));
-        const cfg = path.join(dir, `airlock-${port}.yml`);
-        await writeFile(cfg, [
-          `listen: 127.0.0.1:${port}`,
-          'storage:',
-          `  root: ${spool}`,
-          '  driver: s3',
-          `  s3: { endpoint: "${gw.endpoint}", region: ${gw.region}, bucket: ${bucket}, prefix: airlock, accessKey: "${gw.accessKey}", secretKey: "${gw.secretKey}" }`,
-          'log: { level: warn }',
-          'upstreams:',
-          '  docker.io:',
-          `    url: ${up.proxy.url}`,
-          `    username: ${READER.user}`,
-          `    password: ${READER.password}`,
-          'defaultUpstream: docker.io',
-          'fleet:',
-          `  listen: 127.0.0.1:${fleetPort}`,
-          `  advertise: http://127.0.0.1:${fleetPort}`,
-          '  leaseTTL: 5s',
-        ].join('\n') + '\n');
-        const serve = spawnServe(cfg);
-        const host = `127.0.0.1:${port}`;
-        replicas.push({ host, serve });
-        // waitHealthy alone would wait out its timeout for a process that has already exited.
-        const died = serve.exit.then((code) => {
-          throw new Error(`airlock serve exited with ${code}: ${serve.out().trim()}`);
-        });
-        try {
-          await Promise.race([waitHealthy(`http://${host}`, { timeoutMs: 20_000, out: serve.out }), died]);
-          break;
-        } catch (e) {
-          await stopServe(serve);
-          replicas.pop();
-          // Another program took a port between the check and the bind: try other ones.
-          if (attempt >= 3 || !/port is in use/.test(serve.out())) throw e;
-        }
-      }
-    }
+    for (let i = 0; i < count; i++) replicas.push(await startAirlockProcess(await mkdtemp(path.join(dir, `spool-${i}-`)), up, lines));
   } catch (e) {
     await stop();
     throw e;
   }
-  return { hosts: replicas.map((r) => r.host), stop, logs };
+  // Their log lines are on stderr already (startAirlockOnce forwards them).
+  return { hosts: replicas.map((r) => r.host), stop, logs: () => '' };
 }
 
 /** `count` Distribution registries in proxy mode, s3 driver on `bucket` under /distribution. */
 async function startDistributionFleet(count: number, gw: Radosgw, bucket: string, up: TestUpstream): Promise<Fleet> {
   const replicas: Distribution[] = [];
-  // startDistribution leaves its config directory (airlock-dist-cfg-*) behind; it is the directory of the config file on the command line.
   const stop = () => stopAll(replicas.map((d) => () => d.stop()));
   try {
     for (let i = 0; i < count; i++) {
@@ -545,7 +503,7 @@ async function fleetCase(up: TestUpstream, ref: string, imageBytes: number): Pro
     gw = await startRadosgw({ dir: gwDir });
     // radosgw creates its bucket data pool on the first object written: not in anyone's cold round.
     await gw.createBucket('bench-fleet-warmup');
-    const s3 = new S3Client({ endpoint: gw.endpoint, region: gw.region, forcePathStyle: true, credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey }, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    const s3 = radosgwClient(gw);
     try {
       await s3.send(new PutObjectCommand({ Bucket: 'bench-fleet-warmup', Key: 'warmup', Body: randomBytes(MiB) }));
     } finally {

@@ -15,9 +15,9 @@ import { runAirlock, spawnServe, waitHealthy, type ServeProcess } from '../helpe
 import { startDistribution } from '../helpers/distribution.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
-import { startRadosgw, type Radosgw } from '../helpers/radosgw.js';
+import { radosgwClient, startRadosgw, type Radosgw } from '../helpers/radosgw.js';
 import { pullToLayout, skopeoCopy } from '../helpers/skopeo.js';
-import { READER, startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { mirrorUpstreams, startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 let work: string;
 let gw: Radosgw;
@@ -44,7 +44,7 @@ function storageBlock(bucket: string, prefix: string, extra: string[] = []): str
 }
 
 function upstreamBlock(): string {
-  return ['upstreams:', '  docker.io:', `    url: ${up.proxy.url}`, `    username: ${READER.user}`, `    password: ${READER.password}`, '    timeouts:\n      read: 5s\n      connect: 2s', 'defaultUpstream: docker.io'].join('\n');
+  return `${mirrorUpstreams(up)}\ndefaultUpstream: docker.io`;
 }
 
 async function mirror(bucket: string, prefix: string, extra: string[] = [], more = ''): Promise<RunningAirlock> {
@@ -99,7 +99,7 @@ async function newBucket(): Promise<string> {
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'airlock-s3-'));
   [gw, up] = await Promise.all([startRadosgw(), startTestUpstream()]);
-  s3 = new S3Client({ endpoint: gw.endpoint, region: gw.region, forcePathStyle: true, credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey }, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  s3 = radosgwClient(gw);
   img.multi = await generateImage(path.join(work, 'g-multi'), { layers: 3, layerSize: 700_000, format: 'oci' });
   img.big = await generateImage(path.join(work, 'g-big'), { layers: 2, layerSize: 12_000_000, format: 'docker' });
   await up.push(img.multi, 'library/multi', '1.0');
