@@ -234,6 +234,10 @@ describe('upstream behaviour', () => {
       const root = a.config.storage.root;
       const hex = layer.digest.slice(7);
       await expect(stat(path.join(root, `docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`))).rejects.toThrow();
+      // skopeo gives up at the first failed layer; the image's other fills go on without it
+      // (a client that leaves does not abort a fill) and hold temp files until they finish.
+      for (let i = 0; i < 200 && a.registry.fillsInFlight > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(a.registry.fillsInFlight).toBe(0);
       await assertStoreVerified(root);
       // The client sees a failed transfer or an error status, never a clean 200 with wrong bytes.
       const r = await request(`${a.url}/v2/team/dockerimg/blobs/${layer.digest}`).catch((e: unknown) => e as Error);
