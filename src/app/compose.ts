@@ -58,7 +58,7 @@ export { StoreNotWritableError, createStore, prepareStore } from './store.js';
  * sends other replicas to. A job (airlock prefetch) on a fleet's bucket fetches on its own.
  */
 export async function createAirlock(config: Config, logger: Logger, opts: { serve?: boolean } = {}): Promise<Airlock> {
-  const store = createStore(config);
+  const store = await createStore(config);
   await prepareStore(config, store.driver);
   const upstreams = await createUpstreams(config, logger);
   const router = new Router(upstreams, config.defaultUpstream, config.push.repositories);

@@ -24,7 +24,7 @@ import { UsageError } from './usage-error.js';
 async function open(configFile: string) {
   const config = await loadConfig(configFile);
   const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: 2 });
-  const store = createStore(config);
+  const store = await createStore(config);
   await prepareStore(config, store.driver);
   return { config, logger, store };
 }
