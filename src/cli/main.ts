@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.js';
-import { BundleError } from '../jobs/bundle.js';
+import { BundleError } from '../jobs/bundle-error.js';
 
 import { UsageError } from './usage-error.js';
 

@@ -17,6 +17,9 @@ import { createHash } from 'node:crypto';
 import tar from 'tar-stream';
 import { z } from 'zod';
 import { Digest } from '../oci/digest.js';
+import { BundleError } from './bundle-error.js';
+
+export { BundleError };
 
 export const BUNDLE_JSON = 'airlock-bundle.json';
 export const SUMS = 'SHA256SUMS';
@@ -40,13 +43,6 @@ export const bundleSchema = z.object({
 
 export type BundleManifest = z.infer<typeof bundleSchema>;
 
-/** A bundle that cannot be read or does not hold what it claims: one line naming the entry. */
-export class BundleError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'BundleError';
-  }
-}
 
 export function bundleId(json: Uint8Array): string {
   return `sha256:${createHash('sha256').update(json).digest('hex')}`;
