@@ -36,7 +36,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { Agent as UndiciAgent, request, type Dispatcher } from 'undici';
+import { Agent as UndiciAgent, requestUrl, type Dispatcher } from '../upstream/undici.js';
 import { AppendOffsetError, FileTooLargeError, type FileInfo, type PositionalReader, type StagedWrite, type StorageDriver } from './driver.js';
 import { FilesystemDriver } from './filesystem-driver.js';
 import { BLOBS } from './paths.js';
@@ -196,7 +196,7 @@ export class S3Driver implements StorageDriver {
       const url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: 600 });
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(url, { dispatcher: this.#http, headers: range ? { range: `bytes=${range.start}-${range.end}` } : {} });
+        res = await requestUrl(this.#http, url, { headers: range ? { range: `bytes=${range.start}-${range.end}` } : {} });
       } catch (e) {
         if (attempt < 2) continue;
         throw e;

@@ -3,7 +3,7 @@
  * an offset), so that replicas on one bucket fetch each blob from the upstream once.
  */
 import type { Readable } from 'node:stream';
-import { Agent, request } from 'undici';
+import { Agent, requestUrl } from './undici.js';
 
 export interface PeerFill {
   /** The blob's size. */
@@ -31,7 +31,7 @@ export class PeerClient {
     const headers: Record<string, string> = {};
     if (offset > 0) headers.range = `bytes=${offset}-`;
     if (this.secret) headers.authorization = `Bearer ${this.secret}`;
-    const res = await request(url, { method: 'GET', headers, dispatcher: this.#agent });
+    const res = await requestUrl(this.#agent, url, { headers });
     if (res.statusCode === 404) {
       await res.body.dump();
       return undefined;
