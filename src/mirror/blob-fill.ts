@@ -14,6 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
+import { received as youngBytes } from '../app/young-gc.js';
 import type { Logger } from '../logging/logger.js';
 import { createHasher, type Digest } from '../oci/digest.js';
 import { DigestMismatchError, MirrorError, UpstreamBadResponseError, UpstreamUnavailableError } from '../oci/errors.js';
@@ -179,6 +180,7 @@ export class BlobFill extends EventEmitter {
               throw new DigestMismatchError(this.digest.toString(), `more than ${this.size} bytes`);
             }
             hash.update(chunk);
+            youngBytes(chunk.length);
             this.#remember(chunk);
             this.#received += chunk.length;
             this.emit('progress');
