@@ -53,7 +53,7 @@ export interface FillOptions {
  * clients that keep up with the download are served from here, with no wait for the write to
  * the store and no read back from it; clients further behind read the staged object.
  */
-const WINDOW_BYTES = 2 << 20;
+const WINDOW_BYTES = 1 << 20;
 
 /**
  * Read size for clients behind the window. Smaller than stored-file reads: many clients follow

@@ -20,6 +20,26 @@ import { Readable } from 'node:stream';
 const MAX_FREE = 16;
 const pools = new Map<number, Buffer[]>();
 
+/**
+ * Each response holds up to two buffers (the one being written and the read ahead). Past
+ * BUSY_PUMPS responses at once, reads are at most BUSY_CHUNK: many clients share the machine's
+ * bandwidth anyway, and 16 clients of 4 layers each would otherwise hold 64 MiB of 512 KiB
+ * buffers. One or a few clients still get the large reads that a fast socket needs.
+ */
+const BUSY_PUMPS = 4;
+const BUSY_CHUNK = 128 << 10;
+let pumps = 0;
+
+/** Responses being pumped now (tests check that every one is counted out). */
+export function activePumps(): number {
+  return pumps;
+}
+
+/** The read size for a stream whose own chunk is `chunk`, given how busy the process is now. */
+export function readSize(chunk: number): number {
+  return pumps > BUSY_PUMPS ? Math.min(chunk, BUSY_CHUNK) : chunk;
+}
+
 function take(size: number): Buffer {
   return pools.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
 }
@@ -70,7 +90,8 @@ export abstract class PooledReadable extends Readable {
   /** A whole chunk comes from the pool; the short rest of a stream gets a buffer of its own size. */
   #read(): Promise<Got> {
     const left = this.remaining();
-    const buf = left !== undefined && left < this.chunk ? Buffer.allocUnsafe(Math.max(1, left)) : take(this.chunk);
+    const size = readSize(this.chunk);
+    const buf = left !== undefined && left < size ? Buffer.allocUnsafe(Math.max(1, left)) : take(size);
     return this.next(buf).then(
       (got) => ({ buf, got }),
       (e: unknown) => {
@@ -81,7 +102,7 @@ export abstract class PooledReadable extends Readable {
   }
 
   #give(buf: Buffer): void {
-    if (buf.length === this.chunk) give(buf);
+    if (buf.length === this.chunk || buf.length === BUSY_CHUNK) give(buf);
   }
 
   /**
@@ -89,6 +110,7 @@ export abstract class PooledReadable extends Readable {
    * file's latency and the socket's overlap (two buffers per response at most).
    */
   async #pumpTo(res: ServerResponse, end: boolean): Promise<void> {
+    pumps++;
     let ahead: Promise<Got> | undefined = this.#read();
     try {
       for (;;) {
@@ -116,6 +138,7 @@ export abstract class PooledReadable extends Readable {
         if (!more) await drained(res);
       }
     } finally {
+      pumps--;
       // Stopped early: the read ahead's buffer goes back to the pool, its failure is moot.
       ahead?.then(({ buf }) => this.#give(buf), () => undefined);
     }

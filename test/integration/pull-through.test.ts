@@ -176,7 +176,7 @@ describe('cold and warm pulls', () => {
 
 describe('clients of one fill', () => {
   it('a client that keeps up, a slow one and a late one all get every byte of a fill, fetched once', async () => {
-    // The fill keeps its newest 2 MiB in memory: the fast client is served from there, the slow
+    // The fill keeps its newest 1 MiB in memory: the fast client is served from there, the slow
     // one falls more than that behind and the late one starts outside it, so both read the
     // staged file (and then the stored blob) instead.
     const a = await airlockFor();

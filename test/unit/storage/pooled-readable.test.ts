@@ -6,6 +6,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FilesystemDriver } from '../../../src/storage/filesystem-driver.js';
+import { activePumps, readSize } from '../../../src/storage/pooled-readable.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -65,6 +66,31 @@ describe('stored-file streams with recycled buffers', () => {
       jobs.push(get(url, i % 2 === 0).then((b) => expect(sha(b)).toBe(sha(data.subarray(start, end + 1)))));
     }
     await Promise.all(jobs);
+  });
+
+  it('reads smaller chunks while many responses are pumped, and counts every response out, aborted ones too', async () => {
+    expect(activePumps()).toBe(0);
+    expect(readSize(512 << 10)).toBe(512 << 10);
+    const jobs: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 8; i++) jobs.push(get(`${base}/`, true).then((b) => expect(sha(b)).toBe(sha(data))));
+    // Two clients that hang up mid-blob.
+    const aborted = [0, 1].map(() => new Promise<void>((resolve) => {
+      const req = http.get(`${base}/`, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => resolve());
+    }));
+    await Promise.all(aborted);
+    while (activePumps() < 8) await new Promise((r) => setTimeout(r, 5));
+    expect(readSize(512 << 10)).toBe(128 << 10);
+    expect(readSize(64 << 10)).toBe(64 << 10);
+    await Promise.all(jobs);
+    for (let i = 0; i < 200 && activePumps() > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(activePumps()).toBe(0);
+    expect(readSize(512 << 10)).toBe(512 << 10);
   });
 
   it('gives fresh buffers to other consumers, which may keep every chunk', async () => {
