@@ -7,9 +7,10 @@ import { request } from 'undici';
 export const AIRLOCK_BIN = path.resolve('dist/cli/main.js');
 /**
  * The Node flags every shipped launcher passes (the bin's shebang, npm start, the systemd unit,
- * the container): a 4 MiB young generation keeps the heap near its live size (README: memory).
+ * the container): a small young generation, and undici's WebAssembly parser left in baseline
+ * code, whose optimizing compile cost ≈ 30 MiB of RSS (README: memory).
  */
-export const NODE_FLAGS = ['--max-semi-space-size=4'];
+export const NODE_FLAGS = ['--optimize-for-size', '--liftoff-only'];
 
 export async function runAirlock(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
   try {

@@ -11,12 +11,11 @@ describe('launchers', () => {
     const start = (JSON.parse(await readFile('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
     const unit = (await readFile('systemd/airlock.service', 'utf8')).split('\n').find((l) => l.startsWith('ExecStart='))!;
     const entry = (await readFile('Dockerfile', 'utf8')).split('\n').find((l) => l.startsWith('ENTRYPOINT'))!;
-    for (const flag of NODE_FLAGS) {
-      expect(shebang).toContain(flag);
-      expect(start).toContain(`node ${flag}`);
-      expect(unit).toContain(`node ${flag}`);
-      expect(entry).toContain(`"${flag}"`);
-    }
+    const flags = NODE_FLAGS.join(' ');
+    expect(shebang).toContain(`node ${flags}`);
+    expect(start).toContain(`node ${flags} `);
+    expect(unit).toContain(`node ${flags} `);
+    expect(entry).toContain(`"node", ${NODE_FLAGS.map((f) => `"${f}"`).join(', ')}, `);
     // The shebang is run as env(1) runs it: `env -S` splits the flags off the interpreter.
     expect(shebang.startsWith('#!/usr/bin/env -S node ')).toBe(true);
     const { stdout } = await promisify(execFile)('/usr/bin/env', ['-S', shebang.slice('#!/usr/bin/env -S '.length), AIRLOCK_BIN, '--version']);
