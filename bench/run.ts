@@ -48,6 +48,8 @@ const S = smoke
   : quick
   ? { big: 24 * MiB, concurrentImage: 4 * MiB, small: 50, smallSize: 8 * 1024, reps: 3, loadSeconds: 2, connections: 32, concurrency: 16 }
   : { big: 512 * MiB, concurrentImage: 64 * MiB, small: 50, smallSize: 32 * 1024, reps: 3, loadSeconds: 5, connections: 32, concurrency: 16 };
+/** The uplink of the shaped cold-pull case, bytes per second (800 Mbit/s; 400 for the small sizes). */
+const LINK = quick ? 50e6 : 100e6;
 
 interface Stats { min: number; median: number; max: number; runs: number[] }
 interface CaseResult { case: string; unit: string; better: 'higher' | 'lower'; airlock: Stats; distribution: Stats; ratio: number; target?: string; note?: string; peer?: string }
@@ -604,6 +606,42 @@ async function main(): Promise<void> {
       extras.push({ case: 'cold pull: upstream blob bytes ÷ image size', value: `airlock ${stats(coldBytes.airlock!).median.toFixed(2)}, Distribution ${stats(coldBytes.distribution!).median.toFixed(2)}`, target: '≤ 1.02' });
     }
 
+    // The same cold pull where the hop to the upstream is a link of LINK bytes/s shared by every
+    // connection across it: a site's uplink, slower than its disks and cores. This is where a
+    // mirror's own upstream traffic shows (Distribution's proxy fetches a blob for the client and
+    // again for its store, over the same link); on loopback it is nearly free.
+    const linkName = `cold pull, ${S.big / MiB} MiB image, over a ${(LINK * 8) / 1e6} Mbit/s uplink (skopeo)`;
+    if (!only || linkName.includes(only)) {
+      const directLink: number[] = [];
+      for (let i = 0; i < S.reps; i++) {
+        up.proxy.reset();
+        up.proxy.faults.link = LINK;
+        directLink.push(await timedPull(up.proxy.host, 'bench/big:v1', creds));
+      }
+      up.proxy.reset();
+      const linkBytes: Record<string, number[]> = { airlock: [], distribution: [] };
+      await both(linkName, 's', 'lower', '≤ 0.75; ≤ 1.1× direct', (who) =>
+        coldMirror(who, up!, async (m) => {
+          up!.proxy.reset();
+          up!.proxy.faults.link = LINK;
+          try {
+            return await timedPull(m.host, 'bench/big:v1');
+          } finally {
+            linkBytes[who]!.push(up!.proxy.blobBytes() / layerBytes(big));
+            up!.proxy.reset();
+          }
+        }),
+      );
+      const linkA = results.find((r) => r.case === linkName);
+      const directLinkMedian = stats(directLink).median;
+      extras.push({ case: `direct pull over the ${(LINK * 8) / 1e6} Mbit/s uplink`, value: `${directLinkMedian.toFixed(2)} s median (${((layerBytes(big) / directLinkMedian) / 1e6).toFixed(0)} MB/s)` });
+      if (linkA) {
+        extras.push({ case: 'cold pull over the uplink: airlock ÷ direct pull', value: (linkA.airlock.median / directLinkMedian).toFixed(2), target: '≤ 1.1' });
+        extras.push({ case: 'cold pull over the uplink: Distribution proxy ÷ direct pull', value: (linkA.distribution.median / directLinkMedian).toFixed(2) });
+        extras.push({ case: 'cold pull over the uplink: upstream blob bytes ÷ image size', value: `airlock ${stats(linkBytes.airlock!).median.toFixed(2)}, Distribution ${stats(linkBytes.distribution!).median.toFixed(2)}`, target: '≤ 1.02' });
+      }
+    }
+
     // Warm: one mirror each, warmed once, then pulled S.reps times.
     const warm: Record<string, Mirror> = {};
     const warmRoots: string[] = [];
@@ -693,7 +731,7 @@ function renderMarkdown(r: { createdAt: string; machine: Record<string, unknown>
   return [
     `# airlock bench (${r.machine.quick ? 'quick' : 'full'}), ${r.createdAt}`,
     '',
-    `Machine: ${r.machine.nproc} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.machine.cpu ?? ''}. Peer: Distribution (docker-registry 2.8) in proxy mode for pull-through cases, plain for the plain-registry cases; same upstream (Distribution with token auth behind a byte-counting proxy), same run. Fleet cases: three replicas of each on one bucket of a single-node Ceph radosgw (both stream blobs from the bucket through the replica; no redirects), two skopeo clients per replica, upstream bytes counted over the cold round. Offline-shipping cases name their peer: skopeo sync (no concurrency option in 1.9: images one after another, up to 6 layers at once; airlock prefetch runs with concurrency 4), and tar plus sha256sum (both sides end with their output synced to disk).`,
+    `Machine: ${r.machine.nproc} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.machine.cpu ?? ''}. Peer: Distribution (docker-registry 2.8) in proxy mode for pull-through cases, plain for the plain-registry cases; same upstream (Distribution with token auth behind a byte-counting proxy), same run. The uplink case shapes that proxy hop to one link shared by all its connections (the direct pull it is compared with crosses the same link); the other cases run it at loopback speed. Fleet cases: three replicas of each on one bucket of a single-node Ceph radosgw (both stream blobs from the bucket through the replica; no redirects), two skopeo clients per replica, upstream bytes counted over the cold round. Offline-shipping cases name their peer: skopeo sync (no concurrency option in 1.9: images one after another, up to 6 layers at once; airlock prefetch runs with concurrency 4), and tar plus sha256sum (both sides end with their output synced to disk).`,
     '',
     '| case | unit | airlock min / median / max | peer (Distribution unless named) min / median / max | airlock ÷ peer | target |',
     '| --- | --- | --- | --- | --- | --- |',

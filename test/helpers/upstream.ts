@@ -39,6 +39,12 @@ export interface Faults {
   delayMs?: number;
   /** Pace blob bodies to about this many bytes per second. */
   slowBlobs?: number;
+  /**
+   * A link of this many bytes per second shared by every response through the proxy, like a
+   * site's uplink: each chunk is delivered once its turn on the link has passed, so concurrent
+   * bodies split the rate between them.
+   */
+  link?: number;
   /** Cut the connection after this many bytes of a manifest GET body, for the next `times` GETs. */
   cutManifest?: { afterBytes: number; times: number };
   /** Flip one byte of manifest GET bodies. */
@@ -77,6 +83,14 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   const signed = new Map<string, { path: string; authorization?: string }>();
   const cdn = { url: '', requests: 0, rejectedWithAuth: 0 };
   const sockets = new Set<import('node:net').Socket>();
+  /** When the shared link (faults.link) is free again, in performance.now() ms. */
+  let linkFreeAt = 0;
+  /** Reserves the link for `bytes`; how many ms until they have crossed it. */
+  const reserveLink = (bytes: number, rate: number): number => {
+    const now = performance.now();
+    linkFreeAt = Math.max(now, linkFreeAt) + (bytes / rate) * 1000;
+    return linkFreeAt - now;
+  };
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse, pathOverride?: string, authorization?: string) => {
     const p = pathOverride ?? req.url ?? '/';
@@ -120,6 +134,18 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         }
         sent += chunk.length;
         if (blobBody) record.bytes += chunk.length;
+        if (faults.link) {
+          const wait = reserveLink(chunk.length, faults.link);
+          // A couple of ms ahead of the schedule is let through: timers are not finer than that.
+          if (wait > 2) {
+            ur.pause();
+            setTimeout(() => {
+              res.write(chunk);
+              ur.resume();
+            }, wait);
+            return;
+          }
+        }
         res.write(chunk);
         if (blobBody && faults.slowBlobs) {
           ur.pause();
