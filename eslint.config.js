@@ -26,6 +26,8 @@ export default tseslint.config(
   },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
   { files: ['src/cli/**/*.ts', 'bench/**/*.ts', 'test/**/*.ts', 'scripts/**'], rules: { 'no-console': 'off' } },
+  // runtime/: how the process uses Node and its libraries (GC, module loading); below everything.
+  layer('runtime', ['oci', 'config', 'storage', 'upstream', 'mirror', 'http', 'jobs', 'app', 'cli']),
   layer('oci', ['config', 'storage', 'upstream', 'mirror', 'http', 'jobs', 'app', 'cli']),
   layer('config', ['storage', 'upstream', 'mirror', 'http', 'jobs', 'app', 'cli']),
   layer('storage', ['upstream', 'mirror', 'http', 'jobs', 'app', 'cli']),

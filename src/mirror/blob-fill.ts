@@ -14,7 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
-import { received as youngBytes } from '../app/young-gc.js';
+import { received as youngBytes } from '../runtime/young-gc.js';
 import type { Logger } from '../logging/logger.js';
 import { createHasher, type Digest } from '../oci/digest.js';
 import { DigestMismatchError, MirrorError, UpstreamBadResponseError, UpstreamUnavailableError } from '../oci/errors.js';

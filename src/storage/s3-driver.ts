@@ -36,7 +36,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { Agent as UndiciAgent, requestUrl, type Dispatcher } from '../upstream/undici.js';
+import { Agent as UndiciAgent, requestUrl, type Dispatcher } from '../runtime/undici.js';
 import { AppendOffsetError, FileTooLargeError, type FileInfo, type PositionalReader, type StagedWrite, type StorageDriver } from './driver.js';
 import { FilesystemDriver } from './filesystem-driver.js';
 import { BLOBS } from './paths.js';

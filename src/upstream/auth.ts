@@ -6,7 +6,7 @@
  * Tokens and passwords are never logged.
  */
 import { LRUCache } from 'lru-cache';
-import type { Dispatcher } from './undici.js';
+import type { Dispatcher } from '../runtime/undici.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 
 export interface Credentials {

@@ -5,7 +5,7 @@
  * Retry-After), rate-limit headers read, and a circuit breaker so that a dead upstream fails fast.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, Pool, type Dispatcher } from './undici.js';
+import { Agent, Pool, type Dispatcher } from '../runtime/undici.js';
 import type { Logger } from '../logging/logger.js';
 import {
   BlobUnknownError,

@@ -3,7 +3,7 @@
  * an offset), so that replicas on one bucket fetch each blob from the upstream once.
  */
 import type { Readable } from 'node:stream';
-import { Agent, requestUrl } from './undici.js';
+import { Agent, requestUrl } from '../runtime/undici.js';
 
 export interface PeerFill {
   /** The blob's size. */

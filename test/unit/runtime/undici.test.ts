@@ -1,5 +1,5 @@
 /**
- * airlock loads undici's dispatchers through deep paths (src/upstream/undici.ts) instead of its
+ * airlock loads undici's dispatchers through deep paths (src/runtime/undici.ts) instead of its
  * index, which would also load fetch, WebSocket, the caches and the mocks. This checks that the
  * paths still resolve after an upgrade, that requests work through them, and that nothing in the
  * serve path loads the index after all.
@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import http from 'node:http';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Agent, Pool, requestUrl } from '../../../src/upstream/undici.js';
+import { Agent, Pool, requestUrl } from '../../../src/runtime/undici.js';
 
 let server: http.Server;
 let origin: string;

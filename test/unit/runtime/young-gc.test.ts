@@ -4,7 +4,7 @@
  * collects after every BUDGET bytes taken in, so dead chunks stay under that.
  */
 import { describe, expect, it } from 'vitest';
-import { BUDGET, available, minorCollections, received } from '../../../src/app/young-gc.js';
+import { BUDGET, available, minorCollections, received } from '../../../src/runtime/young-gc.js';
 
 const CHUNK = 64 << 10;
 

@@ -8,8 +8,8 @@
  * whatever --max-semi-space-size says. During a cold pull, that was 32 MiB of dead chunks at the
  * peak (a third of the process's RSS), and glibc keeps the pages resident after they are freed.
  *
- * `received(bytes)` is called for each chunk a fill takes in. After every BUDGET bytes across
- * all fills, it runs a minor (young-generation) collection: 0.8 ms on average here. A 512 MiB
+ * `received(bytes)` is called for each chunk a fill or a push takes in. After every BUDGET bytes
+ * across all of them, it runs a minor (young-generation) collection: 0.8 ms on average here. A 512 MiB
  * cold pull ran 187 minor collections in all (V8's own included), 148 ms of its ≈ 2.8 CPU
  * seconds. Only the young generation is collected; a full collection costs 10 to 50 times as
  * much. 2 MiB instead of 4 saved ≈ 2 MiB more and doubled the collections' time.
