@@ -11,6 +11,7 @@
 import { randomUUID, type Hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../logging/logger.js';
+import { received as youngBytes } from '../runtime/young-gc.js';
 import { createHasher, Digest, digestBytes } from '../oci/digest.js';
 import {
   BlobUnknownError,
@@ -142,6 +143,7 @@ export class PushService {
           got += chunk.byteLength;
           if (expect !== undefined && got > expect) throw new SizeInvalidError(`the chunk is longer than the ${expect} bytes its Content-Range or Content-Length announced`);
           state?.hash.update(chunk);
+          youngBytes(chunk.byteLength);
           yield chunk;
         }
         if (expect !== undefined && got !== expect) throw new SizeInvalidError(`the chunk holds ${got} bytes, not the ${expect} announced`);
