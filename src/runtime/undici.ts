@@ -4,8 +4,8 @@
  * uses: 3 MiB of heap and 10 MiB of RSS in every process (measured on Node 20, undici 7.30).
  *
  * The modules below are what the index itself wires together; the package has no `exports` map,
- * so these paths are importable. test/unit/runtime/undici.test.ts checks that they still are, and that
- * the index stays unloaded.
+ * so these paths are importable. test/unit/runtime/undici.test.ts checks that they still are,
+ * and that the index stays unloaded.
  */
 import { createRequire } from 'node:module';
 import type * as Undici from 'undici';

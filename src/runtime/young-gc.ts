@@ -8,11 +8,11 @@
  * whatever --max-semi-space-size says. During a cold pull, that was 32 MiB of dead chunks at the
  * peak (a third of the process's RSS), and glibc keeps the pages resident after they are freed.
  *
- * `received(bytes)` is called for each chunk a fill or a push takes in. After every BUDGET bytes
- * across all of them, it runs a minor (young-generation) collection: 0.8 ms on average here. A 512 MiB
- * cold pull ran 187 minor collections in all (V8's own included), 148 ms of its ≈ 2.8 CPU
- * seconds. Only the young generation is collected; a full collection costs 10 to 50 times as
- * much. 2 MiB instead of 4 saved ≈ 2 MiB more and doubled the collections' time.
+ * `received(bytes)` is called for each chunk a fill or a push takes in. After every BUDGET
+ * bytes across all of them, it runs a minor (young-generation) collection: 0.8 ms on average
+ * here. A 512 MiB cold pull ran 187 minor collections in all (V8's own included), 148 ms of its
+ * ≈ 2.8 CPU seconds. Only the young generation is collected; a full collection costs 10 to 50
+ * times as much. A budget of 2 MiB instead of 4 saved ≈ 2 MiB more and doubled that time.
  *
  * V8's `gc` function is not exposed by default. It is taken from a fresh context after the
  * --expose-gc flag is set, so nothing appears on the global object. If that fails (another
@@ -21,7 +21,7 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
-/** Received bytes between two minor collections (8 MiB: a quarter of what V8 waits for by itself). */
+/** Received bytes between two minor collections (an eighth of what V8 waits for by itself). */
 export const BUDGET = 4 << 20;
 
 type GcFunction = (options?: { type?: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
@@ -52,7 +52,7 @@ export function received(bytes: number): void {
   gc({ type: 'minor' });
 }
 
-/** Minor collections run so far (for tests and metrics). */
+/** Minor collections run so far (tests check the budget with it). */
 export function minorCollections(): number {
   return collections;
 }
