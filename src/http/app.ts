@@ -13,6 +13,7 @@ import type { Registry } from '../mirror/registry.js';
 import { DeniedError, NameInvalidError, UnsupportedError } from '../oci/errors.js';
 import { REGISTRY_HOST } from '../oci/reference.js';
 import { sendError } from './error-handler.js';
+import { noSchemaCompilers } from './no-schemas.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
 import { catalog, listTags } from './routes/listings.js';
 import { deleteManifest, getManifest, getReferrers, putManifest } from './routes/manifests.js';
@@ -81,6 +82,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     ...(opts.https ? { https: { cert: opts.https.cert, key: opts.https.key } } : {}),
     loggerInstance: opts.logger as FastifyBaseLogger,
+    schemaController: noSchemaCompilers,
     // One line per request is written in onResponse below, with the fields operators need.
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,

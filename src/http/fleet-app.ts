@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../logging/logger.js';
 import type { MirrorRegistry } from '../mirror/mirror-registry.js';
 import { Digest } from '../oci/digest.js';
+import { noSchemaCompilers } from './no-schemas.js';
 
 function sameSecret(given: string | undefined, secret: string): boolean {
   const a = Buffer.from(given ?? '');
@@ -17,7 +18,7 @@ function sameSecret(given: string | undefined, secret: string): boolean {
 }
 
 export function buildFleetApp(registry: MirrorRegistry, secret: string | undefined, logger: Logger): FastifyInstance {
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, schemaController: noSchemaCompilers });
   app.get<{ Params: { digest: string } }>('/fills/:digest', async (req, reply) => {
     if (secret !== undefined && !sameSecret(req.headers.authorization, secret)) return reply.code(401).send({ error: 'fleet secret required' });
     const d = Digest.tryParse(req.params.digest);
