@@ -7,10 +7,10 @@ import { request } from 'undici';
 export const AIRLOCK_BIN = path.resolve('dist/cli/main.js');
 /**
  * The Node flags every shipped launcher passes (the bin's shebang, npm start, the systemd unit,
- * the container): a small young generation, and undici's WebAssembly parser left in baseline
+ * the container): a 4 MiB young generation, and undici's WebAssembly parser left in baseline
  * code, whose optimizing compile cost ≈ 30 MiB of RSS (README: memory).
  */
-export const NODE_FLAGS = ['--max-semi-space-size=1', '--liftoff-only'];
+export const NODE_FLAGS = ['--max-semi-space-size=4', '--liftoff-only'];
 
 export async function runAirlock(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
