@@ -116,6 +116,8 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       res.writeHead(ur.statusCode ?? 502, outHeaders);
       let sent = 0;
       let flipped = false;
+      /** A chunk held back by the shaped link (faults.link), until it is written. */
+      let delayed: Promise<void> | undefined;
       ur.on('data', (c: Buffer) => {
         let chunk = c;
         if ((corrupt || corruptM) && !flipped) {
@@ -139,10 +141,14 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
           // A couple of ms ahead of the schedule is let through: timers are not finer than that.
           if (wait > 2) {
             ur.pause();
-            setTimeout(() => {
+            // 'end' may come while this chunk waits (the body ended with it): it ends the
+            // response only after the chunk is written.
+            delayed = new Promise((resolve) => setTimeout(() => {
               res.write(chunk);
+              delayed = undefined;
               ur.resume();
-            }, wait);
+              resolve();
+            }, wait));
             return;
           }
         }
@@ -152,7 +158,11 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
           setTimeout(() => ur.resume(), (chunk.length / faults.slowBlobs) * 1000);
         }
       });
-      ur.on('end', () => (extend ? res.end(Buffer.from('extra bytes')) : res.end()));
+      ur.on('end', () => {
+        const finish = () => (extend ? res.end(Buffer.from('extra bytes')) : res.end());
+        if (delayed) void delayed.then(finish);
+        else finish();
+      });
       ur.on('error', () => res.socket?.destroy());
     });
     up.on('error', () => res.socket?.destroy());
