@@ -174,8 +174,6 @@ export class MirrorRegistry implements Registry {
         if (!local && this.fleet) await this.fleet.markTagChecked(`${upstream.name} ${key}`, this.opts.tagTTL);
         return { ...fetched, cache: 'miss' };
       } catch (e) {
-        if (claim?.mine) await claim.done();
-        claim = undefined;
         if (local && isUpstreamFailure(e)) {
           this.log.warn({ repository: route.storeName, tag: ref.tag, upstream: upstream.name, err: (e as Error).message }, 'upstream unavailable; serving the cached tag');
           return { ...local, cache: 'stale' };
@@ -316,23 +314,23 @@ export class MirrorRegistry implements Registry {
     }
     const repo = route.upstreamRepository;
     const fromUpstream: FillSource = {
-        open: async (offset, ctl) => {
-          ctl.claim();
-          const res = await upstream.getBlob(repo, digest.toString(), offset);
-          const len = Number(res.headers['content-length']);
-          let start = 0;
-          let total = Number.isSafeInteger(len) ? len : undefined;
-          if (res.statusCode === 206) {
-            const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
-            if (!m) {
-              res.body.destroy();
-              throw new UpstreamBadResponseError(`upstream ${upstream.name} sent a 206 without a valid Content-Range`);
-            }
-            start = Number(m[1]);
-            total = m[3] === '*' ? undefined : Number(m[3]);
+      open: async (offset, ctl) => {
+        ctl.claim();
+        const res = await upstream.getBlob(repo, digest.toString(), offset);
+        const len = Number(res.headers['content-length']);
+        let start = 0;
+        let total = Number.isSafeInteger(len) ? len : undefined;
+        if (res.statusCode === 206) {
+          const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
+          if (!m) {
+            res.body.destroy();
+            throw new UpstreamBadResponseError(`upstream ${upstream.name} sent a 206 without a valid Content-Range`);
           }
-          return { total, start, body: res.body };
-        },
+          start = Number(m[1]);
+          total = m[3] === '*' ? undefined : Number(m[3]);
+        }
+        return { total, start, body: res.body };
+      },
     };
     const fleetSource = this.fleet?.source(digest, fromUpstream);
     const fill = new BlobFill(
