@@ -18,6 +18,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from '../logging/logger.js';
 import type { Digest } from '../oci/digest.js';
 import { UpstreamUnavailableError } from '../oci/errors.js';
+import { leaseName, parseLease, type Lease } from '../storage/fleet-lease.js';
 import type { RegistryStore } from '../storage/registry-store.js';
 import { PeerRefusedError, type PeerClient } from '../upstream/peer-client.js';
 import type { FillControl, FillSource } from './blob-fill.js';
@@ -29,25 +30,7 @@ export interface FleetOptions {
   leaseTTL: number;
 }
 
-interface Lease {
-  replica: string;
-  url: string;
-  /** Epoch ms. */
-  expires: number;
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function parseLease(body: string | undefined): Lease | undefined {
-  if (body === undefined) return undefined;
-  try {
-    const j = JSON.parse(body) as Partial<Lease>;
-    if (typeof j.replica === 'string' && typeof j.url === 'string' && typeof j.expires === 'number') return j as Lease;
-  } catch {
-    // A damaged lease is an expired one.
-  }
-  return { replica: '', url: '', expires: 0 };
-}
 
 export interface FleetStats {
   /** Fills this replica led (fetched from the upstream). */
@@ -79,17 +62,13 @@ export class Fleet {
     return new FleetFillSource(this, this.store, this.peers, digest, upstream, this.log);
   }
 
-  leaseName(d: Digest): string {
-    return `leases/${d.algorithm}-${d.hex}`;
-  }
-
   newLease(): string {
     return JSON.stringify({ replica: this.id, url: this.opts.advertise, expires: Date.now() + this.opts.leaseTTL } satisfies Lease);
   }
 
   /** The lease, with its exact text (to tell whether it changed between two reads). */
   async readLease(d: Digest): Promise<(Lease & { text: string }) | undefined> {
-    const text = await this.store.fleetRead(this.leaseName(d)).catch(() => undefined);
+    const text = await this.store.fleetRead(leaseName(d)).catch(() => undefined);
     const lease = parseLease(text);
     return lease && text !== undefined ? { ...lease, text } : undefined;
   }
@@ -183,7 +162,7 @@ class FleetFillSource implements FillSource {
           return { total: info.size, start: offset, body };
         }
       }
-      if (await this.store.fleetCreate(this.fleet.leaseName(d), this.fleet.newLease())) {
+      if (await this.store.fleetCreate(leaseName(d), this.fleet.newLease())) {
         this.#lead(ctl);
         return this.upstream.open(offset, ctl);
       }
@@ -207,7 +186,7 @@ class FleetFillSource implements FillSource {
         if (again?.text === lease.text) {
           this.log.warn({ digest: d.toString(), holder: lease.url }, 'fill lease expired; taking over');
           this.fleet.stats.takeovers++;
-          await this.store.fleetDelete(this.fleet.leaseName(d)).catch(() => undefined);
+          await this.store.fleetDelete(leaseName(d)).catch(() => undefined);
         }
         continue;
       }
@@ -258,7 +237,7 @@ class FleetFillSource implements FillSource {
       this.#renew = undefined;
       return;
     }
-    await this.store.fleetWrite(this.fleet.leaseName(this.digest), this.fleet.newLease());
+    await this.store.fleetWrite(leaseName(this.digest), this.fleet.newLease());
   }
 
   /**
@@ -290,7 +269,7 @@ class FleetFillSource implements FillSource {
       this.#owner = false;
       const now = await this.fleet.readLease(this.digest);
       if (now && now.replica !== this.fleet.id) return;
-      await this.store.fleetDelete(this.fleet.leaseName(this.digest)).catch((e: unknown) => {
+      await this.store.fleetDelete(leaseName(this.digest)).catch((e: unknown) => {
         this.log.warn({ digest: this.digest.toString(), err: (e as Error).message }, 'could not remove a fill lease (it expires by itself)');
       });
     }

@@ -6,6 +6,7 @@ import { parseManifest } from '../oci/manifest.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { PositionalReader, StagedWrite, StorageDriver } from './driver.js';
 import * as p from './paths.js';
+import { leaseName, parseLease } from './fleet-lease.js';
 
 export interface StoredManifest {
   digest: Digest;
@@ -317,7 +318,7 @@ export class RegistryStore {
   async sweepUnfinished(before: Date): Promise<number> {
     const live = async (path: string): Promise<boolean> => {
       const m = /\/blobs\/([a-z0-9]+)\/[0-9a-f]{2}\/([0-9a-f]+)\/data$/.exec(path);
-      return m ? this.#leaseLive(`leases/${m[1]}-${m[2]}`) : false;
+      return m ? this.#leaseLive(leaseName({ algorithm: m[1]!, hex: m[2]! })) : false;
     };
     let count = (await this.driver.sweepUnfinished?.(before, live)) ?? 0;
     for (const dir of ['leases', 'tags']) {
@@ -335,14 +336,8 @@ export class RegistryStore {
 
   /** Whether a fill lease has not expired (its holder renews it every third of its TTL). */
   async #leaseLive(name: string): Promise<boolean> {
-    const body = await this.fleetRead(name).catch(() => undefined);
-    if (body === undefined) return false;
-    try {
-      const expires = (JSON.parse(body) as { expires?: unknown }).expires;
-      return typeof expires === 'number' && expires > Date.now();
-    } catch {
-      return false;
-    }
+    const lease = parseLease(await this.fleetRead(name).catch(() => undefined));
+    return lease !== undefined && lease.expires > Date.now();
   }
 
   /** Forgets the remembered target of a tag (another replica may have moved it). */
