@@ -152,17 +152,19 @@ class FleetFillSource implements FillSource {
     let lookedAlready = offset === 0 && !this.#triedOnce;
     this.#triedOnce = true;
     for (;;) {
-      const info = lookedAlready ? undefined : await this.store.statBlob(d);
-      lookedAlready = false;
-      if (info && offset < info.size) {
-        const body = await this.store.openBlob(d, { start: offset, end: info.size - 1 });
-        if (body) {
-          this.#peerFrom = offset;
-          this.#peerIsReplica = false;
-          return { total: info.size, start: offset, body };
-        }
+      if (!lookedAlready) {
+        const stored = await this.#fromBucket(offset);
+        if (stored) return stored;
       }
+      lookedAlready = false;
       if (await this.store.fleetCreate(leaseName(d), this.fleet.newLease())) {
+        // The previous holder may have committed the blob and released its lease after we
+        // looked: then the lease is ours, but the blob must not be fetched a second time.
+        const stored = await this.#fromBucket(offset);
+        if (stored) {
+          await this.store.fleetDelete(leaseName(d)).catch(() => undefined);
+          return stored;
+        }
         this.#lead(ctl);
         return this.upstream.open(offset, ctl);
       }
@@ -209,6 +211,17 @@ class FleetFillSource implements FillSource {
       if (Date.now() > deadline) throw new UpstreamUnavailableError(`the replica filling ${d.toString()} (${lease.url}) cannot be reached and its lease is still live`);
       await sleep(Math.min(500, Math.max(50, ttl / 10)));
     }
+  }
+
+  /** The stored blob from `offset`, when it is in the bucket. */
+  async #fromBucket(offset: number): Promise<Awaited<ReturnType<FillSource['open']>> | undefined> {
+    const info = await this.store.statBlob(this.digest);
+    if (!info || offset >= info.size) return undefined;
+    const body = await this.store.openBlob(this.digest, { start: offset, end: info.size - 1 });
+    if (!body) return undefined;
+    this.#peerFrom = offset;
+    this.#peerIsReplica = false;
+    return { total: info.size, start: offset, body };
   }
 
   #lead(ctl: FillControl): void {
