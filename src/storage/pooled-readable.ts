@@ -58,6 +58,8 @@ type Got = { buf: Buffer; got: number | Buffer };
 
 export abstract class PooledReadable extends Readable {
   #pumping = false;
+  /** _read was called while a plain-mode pump ran. */
+  #wanted = false;
   #direct = false;
   /** Bytes of this response's buffers counted in `lent`; settled (given back at once) when the pump ends. */
   #lent = 0;
@@ -161,36 +163,39 @@ export abstract class PooledReadable extends Readable {
   }
 
   override _read(): void {
-    if (this.#direct || this.#pumping) return;
+    if (this.#direct) return;
+    if (this.#pumping) {
+      // Asked again while a read is on its way: the pump goes on past a full buffer once.
+      this.#wanted = true;
+      return;
+    }
     this.#pumping = true;
-    this.#readSome().then(
-      () => {
-        this.#pumping = false;
-      },
-      (e: unknown) => {
-        this.#pumping = false;
-        this.destroy(e as Error);
-      },
-    );
+    this.#readSome().catch((e: unknown) => this.destroy(e as Error));
   }
 
-  /** Plain Readable mode: fresh buffers (the consumer may keep them), until the consumer is full. */
+  /**
+   * Plain Readable mode: fresh buffers (the consumer may keep them), until the consumer is full.
+   * The pump stops being busy in the same tick as its last push, so the consumer's next _read
+   * (which may come before any promise settles) always starts a pump; one that comes during a
+   * pump is remembered in #wanted. Either lost, the stream would wait forever for a push.
+   */
   async #readSome(): Promise<void> {
-    for (;;) {
-      if (this.destroyed) return;
-      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(this.chunk, this.remaining() ?? this.chunk)));
-      const got = await this.next(buf);
-      if (this.destroyed) return;
-      if (typeof got !== 'number') {
-        if (!this.push(got)) return;
-        continue;
+    try {
+      for (;;) {
+        this.#wanted = false;
+        if (this.destroyed) return;
+        const buf = Buffer.allocUnsafe(Math.max(1, Math.min(this.chunk, this.remaining() ?? this.chunk)));
+        const got = await this.next(buf);
+        if (this.destroyed) return;
+        if (got === 0) {
+          this.push(null);
+          return;
+        }
+        const more = this.push(typeof got !== 'number' ? got : got === buf.length ? buf : buf.subarray(0, got));
+        if (!more && !this.#wanted) return;
       }
-      const n = got;
-      if (n === 0) {
-        this.push(null);
-        return;
-      }
-      if (!this.push(n === buf.length ? buf : buf.subarray(0, n))) return;
+    } finally {
+      this.#pumping = false;
     }
   }
 
