@@ -1,5 +1,5 @@
 import { createAirlock } from '../app/compose.js';
-import { loadConfig } from '../config/load.js';
+import { loadConfigIsolated as loadConfig } from '../config/load-isolated.js';
 import { createLogger } from '../logging/logger.js';
 
 /** A port in use or an address we cannot bind: one clear line. */

@@ -3,13 +3,9 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { checkConfig, configSchema, formatIssues, type Config } from './schema.js';
 
-/** A configuration that cannot be used: the message is one line naming the key and the expected form. */
-export class ConfigError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ConfigError';
-  }
-}
+import { ConfigError } from './config-error.js';
+
+export { ConfigError };
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
