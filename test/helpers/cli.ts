@@ -10,7 +10,7 @@ export const AIRLOCK_BIN = path.resolve('dist/cli/main.js');
  * the container): a 4 MiB young generation, and undici's WebAssembly parser left in baseline
  * code, whose optimizing compile cost ≈ 30 MiB of RSS (README: memory).
  */
-export const NODE_FLAGS = ['--max-semi-space-size=4', '--liftoff-only'];
+export const NODE_FLAGS = ['--max-semi-space-size=4', '--liftoff-only', '--no-concurrent-recompilation'];
 
 export async function runAirlock(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
