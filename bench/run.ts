@@ -134,6 +134,38 @@ async function startDistributionMirror(root: string, upstream?: TestUpstream): P
 
 const starters = { airlock: startAirlockProcess, distribution: startDistributionMirror };
 
+/**
+ * A plain TCP relay in its own Node process: bytes in, bytes out, no HTTP, no hashing, no
+ * store. Put where a mirror sits, it shows what one more process on the path costs by itself
+ * on this machine: the floor under any mirror's cold pull, against the same direct pull.
+ */
+async function startRelay(target: string): Promise<{ host: string; pid: number | undefined; stop: () => Promise<void> }> {
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const script = `
+    const net = require('node:net');
+    const server = net.createServer((c) => {
+      const u = net.connect(${port}, ${JSON.stringify(host)});
+      c.pipe(u); u.pipe(c);
+      c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
+    });
+    server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const listening = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`the relay exited with ${code}`)));
+  });
+  return {
+    host: `127.0.0.1:${listening}`,
+    pid: child.pid,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const done = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await done;
+    },
+  };
+}
+
 /** CPU seconds (user, system) a process has used so far, from /proc/<pid>/stat. */
 async function cpuSeconds(pid: number | undefined): Promise<{ user: number; system: number }> {
   try {
@@ -600,6 +632,22 @@ async function main(): Promise<void> {
     if (coldA) {
       extras.push({ case: 'cold pull: airlock ÷ direct pull', value: (coldA.airlock.median / directMedian).toFixed(2), target: '≤ 1.1' });
       extras.push({ case: 'cold pull: Distribution proxy ÷ direct pull', value: (coldA.distribution.median / directMedian).toFixed(2) });
+      // The same pull through a bare TCP relay where the mirror sits: what one more process on
+      // the path costs on these cores before any mirror hashes or stores a byte.
+      const relay = await startRelay(up.proxy.host);
+      const relayed: number[] = [];
+      const relayCpu: number[] = [];
+      try {
+        for (let i = 0; i < S.reps; i++) {
+          const cpu0 = await cpuSeconds(relay.pid);
+          relayed.push(await timedPull(relay.host, 'bench/big:v1', creds));
+          const cpu1 = await cpuSeconds(relay.pid);
+          relayCpu.push(cpu1.user + cpu1.system - cpu0.user - cpu0.system);
+        }
+      } finally {
+        await relay.stop();
+      }
+      extras.push({ case: 'pull through a bare TCP relay in the mirror\'s place (no hashing, no store) ÷ direct pull', value: `${(stats(relayed).median / directMedian).toFixed(2)} (the relay used ${stats(relayCpu).median.toFixed(2)} CPU seconds)` });
       // What bounds a cold pull on a small machine: the mirror's own CPU, on cores that the
       // client, the upstream and the proxy hop already keep busy during a direct pull.
       extras.push({ case: 'cold pull: CPU seconds used by the mirror process (median)', value: `airlock ${stats(coldCpu.airlock!).median.toFixed(2)} (system ${stats(coldSys.airlock!).median.toFixed(2)}), Distribution ${stats(coldCpu.distribution!).median.toFixed(2)} (system ${stats(coldSys.distribution!).median.toFixed(2)})` });
