@@ -6,11 +6,12 @@
  * newest bytes from memory (the upstream's chunks, shared); clients further behind read the
  * staged object as it grows. The fill keeps the pace of its fastest client (PACE_AHEAD), but a
  * client that stops reading holds it up only briefly, so a slow client never stalls the fill
- * or the others, and a client that disconnects does not abort it. The last byte is only released after the
- * digest and length are verified and every byte is written through (the commit, fsync and rename,
- * follows): a client of a corrupt transfer sees a broken connection, never a clean end with wrong
- * bytes. A connection that breaks mid-blob
- * is resumed with a Range request from the received offset (restarting when the upstream ignores
+ * or the others, and a client that disconnects does not abort it.
+ *
+ * The last byte is only released after the digest and length are verified and every byte is
+ * written through (the commit, fsync and rename, follows): a client of a corrupt transfer sees
+ * a broken connection, never a clean end with wrong bytes. A connection that breaks mid-blob is
+ * resumed with a Range request from the received offset (restarting when the upstream ignores
  * the range), keeping the hash running.
  */
 import { EventEmitter } from 'node:events';
