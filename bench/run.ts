@@ -135,18 +135,51 @@ async function startDistributionMirror(root: string, upstream?: TestUpstream): P
 const starters = { airlock: startAirlockProcess, distribution: startDistributionMirror };
 
 /**
- * A plain TCP relay in its own Node process: bytes in, bytes out, no HTTP, no hashing, no
- * store. Put where a mirror sits, it shows what one more process on the path costs by itself
- * on this machine: the floor under any mirror's cold pull, against the same direct pull.
+ * A plain TCP relay in its own Node process: bytes in, bytes out, no HTTP. Put where a mirror
+ * sits, it shows what one more process on the path costs by itself on this machine: the floor
+ * under any mirror's cold pull, against the same direct pull. With `storeDir` it also does the
+ * two things no mirror can skip: it hashes every byte that comes back from the upstream
+ * (sha256) and writes it to a file (1 MiB writes behind, as airlock's fill does), still
+ * without parsing HTTP.
  */
-async function startRelay(target: string): Promise<{ host: string; pid: number | undefined; stop: () => Promise<void> }> {
+async function startRelay(target: string, storeDir?: string): Promise<{ host: string; pid: number | undefined; stop: () => Promise<void> }> {
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const script = `
     const net = require('node:net');
+    const { createHash } = require('node:crypto');
+    const fs = require('node:fs/promises');
+    const storeDir = ${JSON.stringify(storeDir ?? '')};
+    let n = 0;
     const server = net.createServer((c) => {
       const u = net.connect(${port}, ${JSON.stringify(host)});
-      c.pipe(u); u.pipe(c);
+      c.pipe(u);
       c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
+      if (!storeDir) { u.pipe(c); return; }
+      const hash = createHash('sha256');
+      const file = storeDir + '/' + n++;
+      const opened = fs.open(file, 'w');
+      let written = Promise.resolve();
+      let batch = [];
+      let batchBytes = 0;
+      const flush = () => {
+        const bufs = batch;
+        batch = [];
+        batchBytes = 0;
+        written = written.then(async () => { await (await opened).writev(bufs); });
+      };
+      u.on('data', (b) => {
+        hash.update(b);
+        batch.push(b);
+        batchBytes += b.length;
+        if (batchBytes >= 1 << 20) flush();
+        if (!c.write(b)) { u.pause(); c.once('drain', () => u.resume()); }
+      });
+      u.on('end', () => {
+        flush();
+        hash.digest();
+        c.end();
+        written.then(async () => { await (await opened).close(); await fs.rm(file); });
+      });
     });
     server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -632,22 +665,28 @@ async function main(): Promise<void> {
     if (coldA) {
       extras.push({ case: 'cold pull: airlock ÷ direct pull', value: (coldA.airlock.median / directMedian).toFixed(2), target: '≤ 1.1' });
       extras.push({ case: 'cold pull: Distribution proxy ÷ direct pull', value: (coldA.distribution.median / directMedian).toFixed(2) });
-      // The same pull through a bare TCP relay where the mirror sits: what one more process on
-      // the path costs on these cores before any mirror hashes or stores a byte.
-      const relay = await startRelay(up.proxy.host);
-      const relayed: number[] = [];
-      const relayCpu: number[] = [];
-      try {
-        for (let i = 0; i < S.reps; i++) {
-          const cpu0 = await cpuSeconds(relay.pid);
-          relayed.push(await timedPull(relay.host, 'bench/big:v1', creds));
-          const cpu1 = await cpuSeconds(relay.pid);
-          relayCpu.push(cpu1.user + cpu1.system - cpu0.user - cpu0.system);
+      // The same pull through a bare TCP relay where the mirror sits (what one more process on
+      // the path costs on these cores), and through one that also hashes and stores the bytes
+      // (what any mirror must do at least, before it parses HTTP).
+      const relayed: Record<'bare' | 'storing', { secs: number[]; cpu: number[] }> = { bare: { secs: [], cpu: [] }, storing: { secs: [], cpu: [] } };
+      for (const kind of ['bare', 'storing'] as const) {
+        const relayStore = kind === 'storing' ? await mkdtemp(path.join(work, 'relay-')) : undefined;
+        const relay = await startRelay(up.proxy.host, relayStore);
+        try {
+          for (let i = 0; i < S.reps; i++) {
+            const cpu0 = await cpuSeconds(relay.pid);
+            relayed[kind].secs.push(await timedPull(relay.host, 'bench/big:v1', creds));
+            const cpu1 = await cpuSeconds(relay.pid);
+            relayed[kind].cpu.push(cpu1.user + cpu1.system - cpu0.user - cpu0.system);
+          }
+        } finally {
+          await relay.stop();
+          if (relayStore) await rm(relayStore, { recursive: true, force: true });
         }
-      } finally {
-        await relay.stop();
       }
-      extras.push({ case: 'pull through a bare TCP relay in the mirror\'s place (no hashing, no store) ÷ direct pull', value: `${(stats(relayed).median / directMedian).toFixed(2)} (the relay used ${stats(relayCpu).median.toFixed(2)} CPU seconds)` });
+      const relayLine = (r: { secs: number[]; cpu: number[] }) => `${(stats(r.secs).median / directMedian).toFixed(2)} (${stats(r.secs).median.toFixed(2)} s; the relay used ${stats(r.cpu).median.toFixed(2)} CPU seconds)`;
+      extras.push({ case: 'pull through a bare TCP relay in the mirror\'s place (no HTTP, no hashing, no store) ÷ direct pull', value: relayLine(relayed.bare) });
+      extras.push({ case: 'pull through a TCP relay that also hashes and stores every byte (no HTTP) ÷ direct pull', value: relayLine(relayed.storing) });
       // What bounds a cold pull on a small machine: the mirror's own CPU, on cores that the
       // client, the upstream and the proxy hop already keep busy during a direct pull.
       extras.push({ case: 'cold pull: CPU seconds used by the mirror process (median)', value: `airlock ${stats(coldCpu.airlock!).median.toFixed(2)} (system ${stats(coldSys.airlock!).median.toFixed(2)}), Distribution ${stats(coldCpu.distribution!).median.toFixed(2)} (system ${stats(coldSys.distribution!).median.toFixed(2)})` });
