@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
-import { checkConfig, configSchema, formatIssues, type Config } from './schema.js';
-
 import { ConfigError } from './config-error.js';
+import { checkConfig, configSchema, formatIssues, type Config } from './schema.js';
 
 export { ConfigError };
 
