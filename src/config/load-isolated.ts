@@ -8,6 +8,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { ConfigError } from './config-error.js';
+import { deepFreeze } from './deep-freeze.js';
 import type { Config } from './schema.js';
 
 /** The worker's module beside this one (config-worker.ts when run from the sources under tsx). */
@@ -33,12 +34,4 @@ export function loadConfigIsolated(file: string, env: NodeJS.ProcessEnv = proces
       settled = true;
     });
   });
-}
-
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object') {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
 }

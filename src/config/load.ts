@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { ConfigError } from './config-error.js';
+import { deepFreeze } from './deep-freeze.js';
 import { checkConfig, configSchema, formatIssues, type Config } from './schema.js';
 
 export { ConfigError };
@@ -35,14 +36,6 @@ function dropEmpty(value: unknown): unknown {
     return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== '').map(([k, v]) => [k, dropEmpty(v)]));
   }
   return value;
-}
-
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object') {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
 }
 
 /** Parses and validates configuration text. `baseDir` anchors relative paths (the config file's folder). */
