@@ -16,7 +16,7 @@
  *   npm run bench -- --quick   small sizes and short loads (≈2 min)
  *   npm run bench -- --smoke   tiny sizes, one repetition: only checks that the script runs (tests)
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -92,6 +92,14 @@ async function startAirlockProcess(root: string, upstream?: TestUpstream, extra:
 
 class PortTaken extends Error {}
 
+/** SIGTERM, and wait until the process has exited. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await done;
+}
+
 async function startAirlockOnce(root: string, port: number, upstream: TestUpstream | undefined, extra: string[]): Promise<Mirror> {
   const cfg = path.join(work, `airlock-${port}.yml`);
   // `extra` follows storage.root: its first lines may be more storage keys.
@@ -118,12 +126,7 @@ async function startAirlockOnce(root: string, port: number, upstream: TestUpstre
   }
   return {
     name: 'airlock', url, host: `127.0.0.1:${port}`, pid: child.pid,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const done = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await done;
-    },
+    stop: () => stopChild(child),
   };
 }
 
@@ -190,12 +193,7 @@ async function startRelay(target: string, storeDir?: string): Promise<{ host: st
   return {
     host: `127.0.0.1:${listening}`,
     pid: child.pid,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const done = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await done;
-    },
+    stop: () => stopChild(child),
   };
 }
 

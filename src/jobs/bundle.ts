@@ -43,7 +43,6 @@ export const bundleSchema = z.object({
 
 export type BundleManifest = z.infer<typeof bundleSchema>;
 
-
 export function bundleId(json: Uint8Array): string {
   return `sha256:${createHash('sha256').update(json).digest('hex')}`;
 }

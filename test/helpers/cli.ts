@@ -7,8 +7,9 @@ import { request } from 'undici';
 export const AIRLOCK_BIN = path.resolve('dist/cli/main.js');
 /**
  * The Node flags every shipped launcher passes (the bin's shebang, npm start, the systemd unit,
- * the container): a 4 MiB young generation, and undici's WebAssembly parser left in baseline
- * code, whose optimizing compile cost ≈ 30 MiB of RSS (README: memory).
+ * the container): a 4 MiB young generation, undici's WebAssembly parser left in baseline code
+ * (its optimizing compile cost ≈ 30 MiB of RSS), and optimizing compiles on the main thread,
+ * whose scratch memory worker threads' arenas kept (README: memory).
  */
 export const NODE_FLAGS = ['--max-semi-space-size=4', '--liftoff-only', '--no-concurrent-recompilation'];
 
