@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests use, when any is missing: CNCF Distribution
-# (docker-registry), skopeo, openssl, containerd (ctr), podman and a single-node Ceph (monitor, OSD,
-# RADOS Gateway and their tools, for a real S3 store). Quiet and quick when
+# (docker-registry), skopeo, openssl, containerd (ctr), podman, a single-node Ceph (monitor, OSD,
+# RADOS Gateway and their tools, for a real S3 store) and Go with the Go libraries the OCI
+# conformance suite is built with. Quiet and quick when
 # everything is there. No service is started: the tests run their own, on private sockets/ports.
 set -euo pipefail
 
@@ -16,6 +17,14 @@ command -v ceph-mon >/dev/null 2>&1 && command -v monmaptool >/dev/null 2>&1 || 
 command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
 command -v radosgw >/dev/null 2>&1 || need+=(radosgw)
 command -v ceph >/dev/null 2>&1 && command -v radosgw-admin >/dev/null 2>&1 || need+=(ceph-common)
+# Go (1.19, golang-go) and the library packages ../shared/conformance/build.sh compiles the OCI
+# conformance suite with, offline (test/helpers/oci-conformance.ts); the same list as in build.sh.
+go_pkgs=(golang-go golang-github-google-uuid-dev golang-github-opencontainers-go-digest-dev
+  golang-github-mitchellh-mapstructure-dev golang-gopkg-yaml.v3-dev golang-github-google-go-cmp-dev
+  golang-github-go-logr-logr-dev golang-github-google-pprof-dev golang-golang-x-net-dev
+  golang-golang-x-sys-dev golang-golang-x-text-dev)
+installed=" $(dpkg-query -W -f='${db:Status-Status}:${Package} ' "${go_pkgs[@]}" 2>/dev/null || true) "
+for p in "${go_pkgs[@]}"; do [[ "$installed" == *" installed:$p "* ]] || need+=("$p"); done
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "ensure-test-tools: installing ${need[*]}" >&2

@@ -3,7 +3,7 @@
  * (regexp.go) and distribution-spec "Pulling manifests" (`<name>` and `<reference>`).
  */
 import { Digest } from './digest.js';
-import { NameInvalidError, TagInvalidError } from './errors.js';
+import { DigestInvalidError, ManifestUnknownError, NameInvalidError, TagInvalidError } from './errors.js';
 
 export const MAX_NAME_LENGTH = 255;
 
@@ -45,6 +45,24 @@ export type ManifestReference = { kind: 'tag'; tag: string } | { kind: 'digest';
 export function parseManifestReference(ref: string): ManifestReference {
   if (ref.includes(':')) return { kind: 'digest', digest: Digest.parse(ref) };
   return { kind: 'tag', tag: parseTag(ref) };
+}
+
+/**
+ * The `<reference>` of a manifest GET, HEAD or DELETE. One that is neither a valid tag nor a valid
+ * digest names no manifest: 404 MANIFEST_UNKNOWN, as Distribution answers (its route does not
+ * match) and the OCI conformance suite checks with `.INVALID_MANIFEST_NAME`. A PUT still gets
+ * TAG_INVALID or DIGEST_INVALID from parseManifestReference: there the client has to fix its request.
+ */
+export function lookupManifestReference(ref: string): ManifestReference {
+  try {
+    return parseManifestReference(ref);
+  } catch (e) {
+    if (!(e instanceof TagInvalidError || e instanceof DigestInvalidError)) throw e;
+    throw new ManifestUnknownError(`manifest unknown: ${JSON.stringify(String(ref).slice(0, 140))} is not a valid tag or digest`, {
+      cause: e,
+      detail: { reference: String(ref).slice(0, 200) },
+    });
+  }
 }
 
 export interface ImageReference {

@@ -190,7 +190,8 @@ describe('airlock serves a store written by Distribution', () => {
       ['/v2/%2e%2e/%2e%2e/etc/manifests/latest', 400, 'NAME_INVALID'],
       ['/v2/a%2fb/manifests/latest', 400, 'NAME_INVALID'],
       ['/v2/Team/app/manifests/latest', 400, 'NAME_INVALID'],
-      ['/v2/a/manifests/..%2f..%2fpasswd', 400, 'TAG_INVALID'],
+      // A reference that is no tag is a manifest nobody has (the OCI conformance suite, Distribution).
+      ['/v2/a/manifests/..%2f..%2fpasswd', 404, 'MANIFEST_UNKNOWN'],
       ['/v2/a/manifests/sha256:abc', 400, 'DIGEST_INVALID'],
       ['/v2/a/blobs/md5:00', 400, 'DIGEST_INVALID'],
       [`/v2/a/blobs/sha256:${'0'.repeat(64)}`, 404, 'BLOB_UNKNOWN'],
