@@ -3,11 +3,15 @@
  * Distribution implement it): a 401 with `WWW-Authenticate: Bearer realm,service,scope` sends us
  * to the realm for a token, anonymously or with the upstream's credentials by Basic. Tokens are
  * cached per scope until shortly before they expire; `Basic` challenges get the credentials.
- * Tokens and passwords are never logged.
+ * Tokens and passwords are never logged. The caller hands over only challenges from the
+ * upstream's own origin; the realm they name is checked (realm-policy.ts) before it is asked,
+ * and a refused realm is never remembered.
  */
 import { LRUCache } from 'lru-cache';
+import { UpstreamBadResponseError } from '../oci/errors.js';
 import type { Dispatcher } from '../runtime/undici.js';
 import { parseChallenges, type Challenge } from './challenge.js';
+import { realmRefusal } from './realm-policy.js';
 
 export interface Credentials {
   username: string;
@@ -45,6 +49,8 @@ export class Authenticator {
     private readonly dispatcher: Dispatcher,
     private readonly credentials: Credentials | undefined,
     private readonly timeoutMs: number,
+    /** The upstream (its URL and name) and the hosts besides its own that may get its credentials. */
+    private readonly upstream: { name: string; url: URL; tokenHosts: readonly string[] },
   ) {}
 
   /** Authorization for a request on `scope`, if we already know how to get one. */
@@ -60,6 +66,7 @@ export class Authenticator {
     const challenges = parseChallenges(wwwAuthenticate);
     const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm);
     if (bearer) {
+      this.#realm(bearer);
       this.#challenge = bearer;
       this.#tokens.delete(scope);
       return (await this.#obtain(scope, bearer)).header;
@@ -85,15 +92,21 @@ export class Authenticator {
     return p;
   }
 
-  async #fetchToken(scope: string, challenge: Challenge): Promise<CachedToken> {
-    const realm = challenge.params.realm as string;
+  /** The challenge's realm as a URL, if airlock may ask it; throws (502) when it may not. */
+  #realm(challenge: Challenge): URL {
     let url: URL;
     try {
-      url = new URL(realm);
+      url = new URL(challenge.params.realm as string);
     } catch (e) {
-      throw new TokenError(`upstream sent an invalid token realm`, undefined, { cause: e });
+      throw new UpstreamBadResponseError(`upstream ${this.upstream.name} sent an invalid token realm`, { cause: e });
     }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TokenError('upstream token realm is not http(s)');
+    const why = realmRefusal(url, this.upstream.url, { tokenHosts: this.upstream.tokenHosts, credentials: this.credentials !== undefined });
+    if (why) throw new UpstreamBadResponseError(`upstream ${this.upstream.name}'s token realm refused: ${why}`);
+    return url;
+  }
+
+  async #fetchToken(scope: string, challenge: Challenge): Promise<CachedToken> {
+    const url = this.#realm(challenge);
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
     for (const s of scope.split(' ')) if (s) url.searchParams.append('scope', s);
     const headers: Record<string, string> = { accept: 'application/json' };

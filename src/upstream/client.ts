@@ -1,8 +1,15 @@
 /**
- * The client for one upstream registry: a keep-alive pool, token auth, redirects followed
- * server-side without Authorization on a cross-origin hop (S3 and CDNs reject a second auth
- * mechanism), bounded retries with backoff on connection errors, 5xx and 429 (honouring
- * Retry-After), rate-limit headers read, and a circuit breaker so that a dead upstream fails fast.
+ * The client for one upstream registry: a keep-alive pool, token auth, redirects of blob
+ * requests followed server-side without Authorization on a cross-origin hop (S3 and CDNs reject
+ * a second auth mechanism) and within redirect-policy.ts's rules, bounded retries with backoff on
+ * connection errors, 5xx and 429 (honouring Retry-After), rate-limit headers read, and a circuit
+ * breaker so that a dead upstream fails fast.
+ *
+ * What is trusted from where: a 401 challenge only from the upstream's own origin (a CDN's 401 is
+ * that request's failure); a token realm only as realm-policy.ts allows. The breaker counts only
+ * what says the upstream as a whole is down: connection failures and timeouts, and its /v2/
+ * failing. A 5xx for one request is that request's failure (502), so that a client asking for
+ * something the upstream chokes on cannot switch the upstream off for every other client.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, Pool, type Dispatcher } from '../runtime/undici.js';
@@ -20,6 +27,8 @@ import {
 } from '../oci/errors.js';
 import { MANIFEST_MEDIA_TYPES } from '../oci/media-types.js';
 import { Authenticator, TokenError } from './auth.js';
+import { RedirectPolicy, RedirectRefusedError } from './redirect-policy.js';
+import { trustedContext } from './trusted-roots.js';
 
 export interface UpstreamClientConfig {
   /** The registry host clients know it by (docker.io, ghcr.io): the key in mirror.yml. */
@@ -27,8 +36,12 @@ export interface UpstreamClientConfig {
   url: string;
   username?: string;
   password?: string;
-  /** PEM text of extra CAs to trust. */
+  /** PEM text of CAs to trust besides the default roots. */
   ca?: string;
+  /** Hosts (host or host:port) besides the upstream's own that may receive its credentials as a token realm. */
+  tokenHosts?: readonly string[];
+  /** Follow blob redirects to loopback, link-local and private addresses even when the upstream is not on one. */
+  allowPrivateRedirects?: boolean;
   insecure: boolean;
   concurrency: number;
   connectTimeout: number;
@@ -78,9 +91,14 @@ export class UpstreamClient {
   readonly origin: string;
   readonly #basePath: string;
   readonly #pool: Pool;
-  /** For redirect targets on other origins (CDNs, object stores). */
-  readonly #agent: Agent;
+  /** For redirect targets on other origins (CDNs, object stores): resolves names through the redirect policy. */
+  readonly #redirects: Agent;
+  /** For token realms. */
+  readonly #tokens: Agent;
   readonly #auth: Authenticator;
+  readonly #policy: RedirectPolicy;
+  /** The check of the upstream's /v2/ in flight (one at a time, however many requests failed). */
+  #baseCheck: Promise<boolean> | undefined;
   #consecutiveFailures = 0;
   #openUntil = 0;
   rateLimit: RateLimit | undefined;
@@ -93,15 +111,18 @@ export class UpstreamClient {
     this.name = config.name;
     this.origin = u.origin;
     this.#basePath = u.pathname.replace(/\/+$/, '');
-    const connect = { timeout: config.connectTimeout, rejectUnauthorized: !config.insecure, ...(config.ca ? { ca: config.ca } : {}) };
+    const secureContext = trustedContext(config.ca);
+    const connect = { timeout: config.connectTimeout, rejectUnauthorized: !config.insecure, ...(secureContext ? { secureContext } : {}) };
+    this.#policy = new RedirectPolicy({ upstream: u, allowPrivate: config.allowPrivateRedirects ?? false });
     this.#pool = new Pool(this.origin, { connections: config.concurrency, connect, keepAliveTimeout: 30_000, pipelining: 1 });
-    this.#agent = new Agent({ connections: config.concurrency, connect, keepAliveTimeout: 30_000 });
+    this.#redirects = new Agent({ connections: config.concurrency, connect: { ...connect, lookup: this.#policy.lookup }, keepAliveTimeout: 30_000 });
+    this.#tokens = new Agent({ connections: config.concurrency, connect, keepAliveTimeout: 30_000 });
     const creds = config.username && config.password ? { username: config.username, password: config.password } : undefined;
-    this.#auth = new Authenticator(this.#agent, creds, config.readTimeout);
+    this.#auth = new Authenticator(this.#tokens, creds, config.readTimeout, { name: config.name, url: u, tokenHosts: config.tokenHosts ?? [] });
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.#pool.close(), this.#agent.close()]);
+    await Promise.allSettled([this.#pool.close(), this.#redirects.close(), this.#tokens.close()]);
   }
 
   /** Whether the breaker currently considers the upstream down. */
@@ -137,7 +158,7 @@ export class UpstreamClient {
    * One logical request: auth, retries and redirects handled. Resolves with the final response
    * (any status but the retryable ones); the caller must consume or dump its body.
    */
-  async request(opts: { method: 'GET' | 'HEAD'; path: string; repository: string; headers?: Record<string, string>; bodyTimeout?: number }): Promise<Dispatcher.ResponseData> {
+  async request(opts: { method: 'GET' | 'HEAD'; path: string; repository: string; headers?: Record<string, string>; bodyTimeout?: number; blob?: boolean }): Promise<Dispatcher.ResponseData> {
     if (!this.available) throw new UpstreamUnavailableError(`upstream ${this.name} is unreachable (failing fast after repeated errors)`);
     const scope = scopeFor(opts.repository);
     let attempt = 0;
@@ -150,13 +171,23 @@ export class UpstreamClient {
         throw this.#tokenFailure(e);
       }
       let res: Dispatcher.ResponseData;
+      let origin: string;
       const started = process.hrtime.bigint();
       try {
         this.stats.requests++;
-        res = await this.#follow(opts.method, `${this.#basePath}${opts.path}`, { ...opts.headers, ...(authorization ? { authorization } : {}) }, opts.bodyTimeout);
+        ({ res, origin } = await this.#follow(opts.method, `${this.#basePath}${opts.path}`, { ...opts.headers, ...(authorization ? { authorization } : {}) }, opts.bodyTimeout, opts.blob ?? false));
         this.onExchange?.(res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
       } catch (e) {
         this.onExchange?.('error', Number(process.hrtime.bigint() - started) / 1e9);
+        // A refused redirect is this request's failure: never retried, never the upstream's fault.
+        if (e instanceof MirrorError) {
+          this.stats.errors++;
+          throw e;
+        }
+        if (e instanceof RedirectRefusedError) {
+          this.stats.errors++;
+          throw new UpstreamBadResponseError(`upstream ${this.name} redirected ${opts.method} ${opts.path} to a refused target: ${e.message}`, { cause: e });
+        }
         this.#failure();
         if (attempt < this.config.retries) {
           await sleep(backoff(attempt++));
@@ -166,6 +197,13 @@ export class UpstreamClient {
         throw new UpstreamUnavailableError(`upstream ${this.name} is unreachable: ${(e as Error).message}`, { cause: e });
       }
       this.#readRateLimit(res.headers);
+      if (res.statusCode === 401 && origin !== this.origin) {
+        // A CDN or object store is not the upstream: its challenge is never answered, and never
+        // becomes the realm airlock asks for the upstream's tokens.
+        await res.body.dump();
+        this.stats.errors++;
+        throw new UpstreamBadResponseError(`upstream ${this.name} redirected ${opts.method} ${opts.path} to ${origin}, which answered 401; airlock answers challenges only from the upstream itself`);
+      }
       if (res.statusCode === 401 && !retriedAuth) {
         retriedAuth = true;
         await res.body.dump();
@@ -180,7 +218,6 @@ export class UpstreamClient {
       }
       if (RETRYABLE_STATUS.has(res.statusCode)) {
         await res.body.dump();
-        if (res.statusCode !== 429) this.#failure();
         const retryAfter = parseRetryAfter(res.headers['retry-after']);
         if (attempt < this.config.retries && (retryAfter === undefined || retryAfter <= MAX_RETRY_AFTER_MS)) {
           await sleep(retryAfter ?? backoff(attempt));
@@ -192,7 +229,10 @@ export class UpstreamClient {
             headers: retryAfter === undefined ? undefined : { 'retry-after': String(Math.ceil(retryAfter / 1000)) },
           });
         }
-        throw new UpstreamUnavailableError(`upstream ${this.name} answered ${res.statusCode}`);
+        this.stats.errors++;
+        // Whether the upstream as a whole is failing (its /v2/ too), or only this request.
+        if (!(await this.#checkBase())) throw new UpstreamUnavailableError(`upstream ${this.name} answered ${res.statusCode} for ${opts.method} ${opts.path}, and its /v2/ fails too`);
+        throw new UpstreamBadResponseError(`upstream ${this.name} answered ${res.statusCode} for ${opts.method} ${opts.path}`);
       }
       this.#success();
       if (res.statusCode === 401) this.#auth.invalidate(scope);
@@ -208,12 +248,40 @@ export class UpstreamClient {
     return new UpstreamUnavailableError(`upstream ${this.name} token service failed: ${(e as Error).message}`, { cause: e });
   }
 
-  async #follow(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, bodyTimeout?: number): Promise<Dispatcher.ResponseData> {
+  /**
+   * Whether the upstream's /v2/ answers (any status below 500 counts, 401 included): asked when
+   * a request failed through its retries with a 5xx. A failure counts against the upstream.
+   */
+  #checkBase(): Promise<boolean> {
+    this.#baseCheck ??= (async () => {
+      const started = process.hrtime.bigint();
+      let ok: boolean;
+      try {
+        this.stats.requests++;
+        const res = await this.#pool.request({ path: `${this.#basePath}/v2/`, method: 'GET', headersTimeout: this.config.readTimeout, bodyTimeout: this.config.readTimeout });
+        await res.body.dump();
+        this.onExchange?.(res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+        ok = res.statusCode < 500;
+      } catch {
+        this.onExchange?.('error', Number(process.hrtime.bigint() - started) / 1e9);
+        ok = false;
+      }
+      if (ok) this.#success();
+      else this.#failure();
+      return ok;
+    })().finally(() => {
+      this.#baseCheck = undefined;
+    });
+    return this.#baseCheck;
+  }
+
+  /** One request, redirects followed (blob requests only); the final response and the origin that sent it. */
+  async #follow(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, bodyTimeout: number | undefined, blob: boolean): Promise<{ res: Dispatcher.ResponseData; origin: string }> {
     let url = new URL(path, this.origin);
     let hdrs = headers;
     for (let hop = 0; ; hop++) {
       const sameOrigin = url.origin === this.origin;
-      const dispatcher: Dispatcher = sameOrigin ? this.#pool : this.#agent;
+      const dispatcher: Dispatcher = sameOrigin ? this.#pool : this.#redirects;
       const res = await dispatcher.request({
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
@@ -226,8 +294,15 @@ export class UpstreamClient {
       if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && location) {
         await res.body.dump();
         if (hop >= MAX_REDIRECTS) throw new UpstreamBadResponseError(`upstream ${this.name} redirected more than ${MAX_REDIRECTS} times`);
-        const next = new URL(Array.isArray(location) ? (location[0] as string) : location, url);
-        if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new UpstreamBadResponseError(`upstream ${this.name} redirected to a non-http URL`);
+        let next: URL;
+        try {
+          next = new URL(Array.isArray(location) ? (location[0] as string) : location, url);
+        } catch (e) {
+          throw new UpstreamBadResponseError(`upstream ${this.name} sent an invalid redirect for ${method} ${path}`, { cause: e });
+        }
+        const why = await this.#policy.refusal({ from: url, to: next, blob });
+        // The target's origin only: a signed URL's query is a credential.
+        if (why) throw new UpstreamBadResponseError(`upstream ${this.name} answered ${res.statusCode} for ${method} ${path} with a redirect to ${next.origin}, refused: ${why}`);
         if (next.origin !== this.origin) {
           // A signed URL carries its own credentials; a second Authorization makes S3 refuse it.
           const { authorization: _drop, ...rest } = hdrs;
@@ -236,7 +311,7 @@ export class UpstreamClient {
         url = next;
         continue;
       }
-      return res;
+      return { res, origin: url.origin };
     }
   }
 
@@ -284,7 +359,7 @@ export class UpstreamClient {
   /** GET a blob, from `offset` on when resuming; the caller streams the body. */
   async getBlob(repository: string, digest: string, offset = 0): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
-    const res = await this.request({ method: 'GET', path: `/v2/${repository}/blobs/${digest}`, repository, headers });
+    const res = await this.request({ method: 'GET', path: `/v2/${repository}/blobs/${digest}`, repository, headers, blob: true });
     if (res.statusCode === 404) {
       await res.body.dump();
       throw new BlobUnknownError(undefined, { detail: { digest } });
@@ -311,7 +386,8 @@ export class UpstreamClient {
   }
 
   async headBlob(repository: string, digest: string): Promise<number | undefined> {
-    const res = await this.request({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, repository });
+    // Redirected like the GET: an object store's signed URL for HEAD (Distribution's s3 driver signs both).
+    const res = await this.request({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, repository, blob: true });
     await res.body.dump();
     if (res.statusCode === 404) return undefined;
     await this.#expectOk(res, repository);

@@ -31,9 +31,9 @@ export interface ServeProcess {
   out(): string;
 }
 
-/** Starts `airlock serve --config cfg` as its own process, as the launchers do (NODE_FLAGS). */
-export function spawnServe(cfg: string): ServeProcess {
-  const child = spawn(process.execPath, [...NODE_FLAGS, AIRLOCK_BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `airlock serve --config cfg` as its own process, as the launchers do (NODE_FLAGS); `env` is added to this process's environment. */
+export function spawnServe(cfg: string, env?: NodeJS.ProcessEnv): ServeProcess {
+  const child = spawn(process.execPath, [...NODE_FLAGS, AIRLOCK_BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let out = '';
   const keep = (b: Buffer) => {
     if (out.length < 65_536) out += b.toString();

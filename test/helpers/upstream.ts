@@ -55,6 +55,12 @@ export interface Faults {
   closeBeforeHeaders?: boolean;
   /** With `status`: the Retry-After header to send. */
   retryAfter?: string;
+  /** The CDN answers 401 with this WWW-Authenticate instead of serving (a hostile or broken CDN). */
+  cdnChallenge?: string;
+  /** Rewrite the realm of the upstream's Bearer challenges to this URL. */
+  realm?: string;
+  /** Answer GET and HEAD of manifests and tags/list with a 307 to this base URL + the path (a redirect to another service). */
+  redirectOthers?: string;
 }
 
 export interface CountingProxy {
@@ -113,6 +119,9 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       const extend = blobBody && faults.extendBlob;
       const outHeaders = { ...ur.headers };
       if (extend) delete outHeaders['content-length'];
+      if (faults.realm && typeof outHeaders['www-authenticate'] === 'string') {
+        outHeaders['www-authenticate'] = outHeaders['www-authenticate'].replace(/realm="[^"]*"/, `realm="${faults.realm}"`);
+      }
       res.writeHead(ur.statusCode ?? 502, outHeaders);
       let sent = 0;
       let flipped = false;
@@ -186,6 +195,11 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         return;
       }
       const p = req.url ?? '/';
+      if (faults.redirectOthers && (req.method === 'GET' || req.method === 'HEAD') && /\/(manifests\/[^/]+|tags\/list)(\?.*)?$/.test(p)) {
+        records.push({ method: req.method, path: p, status: 307, bytes: 0, authorization: !!req.headers.authorization });
+        res.writeHead(307, { location: `${faults.redirectOthers}${p}`, 'content-length': '0' }).end();
+        return;
+      }
       if (p.startsWith('/_cdn/')) {
         const s = signed.get(p.slice(6));
         if (!s) return void res.writeHead(404).end();
@@ -214,6 +228,10 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   // The CDN: another origin; refuses Authorization like S3 refuses a second auth mechanism.
   const cdnServer = http.createServer((req, res) => {
     cdn.requests++;
+    if (faults.cdnChallenge) {
+      res.writeHead(401, { 'www-authenticate': faults.cdnChallenge, 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED","message":"cdn"}]}');
+      return;
+    }
     if (req.headers.authorization) {
       cdn.rejectedWithAuth++;
       res.writeHead(400, { 'content-type': 'application/xml' }).end('<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>');
