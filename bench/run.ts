@@ -514,7 +514,7 @@ async function startAirlockFleet(count: number, gw: Radosgw, bucket: string, up:
     return [
       '  driver: s3',
       `  s3: { endpoint: "${gw.endpoint}", region: ${gw.region}, bucket: ${bucket}, prefix: airlock, accessKey: "${gw.accessKey}", secretKey: "${gw.secretKey}" }`,
-      `fleet: { listen: "127.0.0.1:${fleetPort}", advertise: "http://127.0.0.1:${fleetPort}", leaseTTL: 5s }`,
+      `fleet: { listen: "127.0.0.1:${fleetPort}", advertise: "http://127.0.0.1:${fleetPort}", leaseTTL: 5s, secret: "bench-fleet-secret-0123456789" }`,
     ];
   };
   try {

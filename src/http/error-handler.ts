@@ -4,7 +4,7 @@
  * HTTP; this is the one place that knows statuses. 5xx messages are not echoed to clients, and
  * each error is logged once, here.
  */
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_TABLE, MirrorError, errorBody, type ErrorCode } from '../oci/errors.js';
 
 /** Wire codes for our internal ones: clients know the spec's codes and Docker's UNAVAILABLE. */
@@ -41,7 +41,7 @@ export function answerFor(err: unknown): ErrorAnswer {
 
 export function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const a = answerFor(err);
-  if (a.status >= 500) request.log.error({ err }, 'request failed');
+  if (a.status >= 500) logFailure(err, request.log);
   else request.log.debug({ err: { message: (err as Error).message, code: (err as MirrorError).code } }, 'request refused');
   if (reply.sent || reply.raw.headersSent) {
     // Once headers are out, the only honest signal left is a broken connection.
@@ -51,6 +51,20 @@ export function sendError(err: unknown, request: FastifyRequest, reply: FastifyR
   if (a.headers) reply.headers(a.headers);
   discardBody(request, reply);
   reply.code(a.status).type('application/json; charset=utf-8').send(a.body);
+}
+
+/**
+ * An upstream that is down, slow or sends bad bytes is expected on a mirror: one warn line with
+ * its code and message (the message names the upstream and the cause); the stack only at debug.
+ * Anything else is our own failure: error, with the stack.
+ */
+function logFailure(err: unknown, log: FastifyBaseLogger): void {
+  if (err instanceof MirrorError && err.code.startsWith('UPSTREAM_')) {
+    if (log.level === 'debug' || log.level === 'trace') log.warn({ err }, 'request failed: upstream');
+    else log.warn({ code: err.code, err: err.message }, 'request failed: upstream');
+    return;
+  }
+  log.error({ err }, 'request failed');
 }
 
 /** Most bytes of a refused request's body read and dropped before the connection is cut. */

@@ -64,6 +64,8 @@ export abstract class PooledReadable extends Readable {
   /** Bytes of this response's buffers counted in `lent`; settled (given back at once) when the pump ends. */
   #lent = 0;
   #settled = false;
+  /** The pump pushed the end: the stream closes itself (autoDestroy). */
+  #ended = false;
 
   /** `chunk`: the read size, and the size of the recycled buffers. */
   constructor(private readonly chunk: number) {
@@ -89,6 +91,13 @@ export abstract class PooledReadable extends Readable {
   override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
     if (!(dest instanceof ServerResponse) || this.#pumping || this.readableFlowing !== null) return super.pipe(dest, opts);
     this.#direct = true;
+    // A response that goes away mid-stream leaves this stream no other reader, and pipe() never
+    // destroys its source: destroyed here, so the source's descriptor is closed now, not by the GC.
+    const gone = () => {
+      if (!this.#ended) this.destroy();
+    };
+    if (dest.destroyed) queueMicrotask(gone);
+    else dest.once('close', gone);
     // Flowing with nothing pushed: 'end' (and then 'close') fire once the pump pushes null,
     // which is what fastify and `finished()` watch for.
     this.resume();
@@ -134,6 +143,7 @@ export abstract class PooledReadable extends Readable {
         if (this.destroyed || res.destroyed || got === 0) {
           this.#give(buf);
           if (got === 0 && !this.destroyed) {
+            this.#ended = true;
             this.push(null);
             if (end) res.end();
           }

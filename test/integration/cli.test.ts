@@ -79,6 +79,20 @@ describe('airlock CLI', () => {
     expect(missing.stderr).toMatch(/cannot read configuration .*nope\.yml: no such file/);
   });
 
+  it('refuses a fleet port without fleet.secret with one line naming the key, before listening', async () => {
+    // Without the secret, anyone who reached the fleet port read any blob (Range too).
+    const fleetPort = await freePort();
+    const r = await airlock(['serve', '--config', await config('fleet.yml', [
+      'listen: "127.0.0.1:0"',
+      'storage:\n  driver: s3\n  root: ./spool-fleet\n  s3:\n    endpoint: http://127.0.0.1:9\n    bucket: mirror',
+      `fleet:\n  listen: 127.0.0.1:${fleetPort}\n  advertise: http://127.0.0.1:${fleetPort}`,
+      '',
+    ].join('\n'))]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^airlock: .*fleet\.secret: required with fleet/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('refuses a port in use and an unwritable store root with one line, exit 1', async () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

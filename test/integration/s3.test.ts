@@ -337,6 +337,8 @@ describe('gc on a bucket shared with running fills', () => {
 describe('three replicas on one bucket', () => {
   interface Replica { url: string; host: string; fleet: string; proc: ServeProcess; cfg: string }
   const replicas: Replica[] = [];
+  /** fleet.secret is required: the replicas share it. */
+  const FLEET_SECRET = 'fleet-secret-of-the-test-replicas';
 
   async function startReplicas(bucket: string, count: number, extra = ''): Promise<void> {
     for (let i = 0; i < count; i++) {
@@ -352,6 +354,7 @@ describe('three replicas on one bucket', () => {
         `  listen: 127.0.0.1:${fleetPort}`,
         `  advertise: http://127.0.0.1:${fleetPort}`,
         '  leaseTTL: 3s',
+        `  secret: ${FLEET_SECRET}`,
         extra,
       ].join('\n'));
       const proc = spawnServe(cfg);

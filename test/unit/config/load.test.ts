@@ -115,12 +115,19 @@ describe('storage.driver s3 and fleet', () => {
     expect(() => parseConfig('storage:\n  driver: s3\n  s3:\n    bucket: ok-bucket\n    accessKey: k\n', base)).toThrow(/accessKey and secretKey go together/);
     expect(() => parseConfig('storage:\n  driver: s3\n  s3:\n    bucket: ok-bucket\n    partSize: 1MiB\n', base)).toThrow(/partSize: expected a part size between 5MiB and 5GiB/);
     expect(() => parseConfig('storage:\n  redirect: true\n', base)).toThrow(/storage\.redirect: needs storage\.driver: s3/);
-    expect(() => parseConfig('fleet:\n  listen: 127.0.0.1:5001\n  advertise: http://10.0.0.5:5001\n', base)).toThrow(/fleet: replicas share a bucket/);
-    expect(() => parseConfig(`${s3}fleet:\n  listen: 127.0.0.1:5001\n`, { ...base, env: { K: 'k', S: 's' } })).toThrow(/fleet\.advertise/);
+    expect(() => parseConfig(`fleet:\n  listen: 127.0.0.1:5001\n  advertise: http://10.0.0.5:5001\n  secret: ${'x'.repeat(16)}\n`, base)).toThrow(/fleet: replicas share a bucket/);
+    expect(() => parseConfig(`${s3}fleet:\n  listen: 127.0.0.1:5001\n  secret: ${'x'.repeat(16)}\n`, { ...base, env: { K: 'k', S: 's' } })).toThrow(/fleet\.advertise/);
+  });
+
+  it('refuses a fleet without fleet.secret (anyone reaching the port would read any blob), or with a short one', () => {
+    const fleet = `${s3}fleet:\n  listen: 127.0.0.1:5001\n  advertise: http://10.0.0.5:5001\n`;
+    const env = { ...base, env: { K: 'k', S: 's' } };
+    expect(() => parseConfig(fleet, env)).toThrow(/^configuration: fleet\.secret: required with fleet/);
+    expect(() => parseConfig(`${fleet}  secret: short\n`, env)).toThrow(/fleet\.secret: expected at least 16 characters/);
   });
 
   it('reads a fleet', () => {
-    const c = parseConfig(`${s3}fleet:\n  listen: 0.0.0.0:5001\n  advertise: http://10.0.0.5:5001\n  leaseTTL: 30s\n`, { ...base, env: { K: 'k', S: 's' } });
-    expect(c.fleet).toMatchObject({ listen: { port: 5001 }, advertise: 'http://10.0.0.5:5001', leaseTTL: 30_000 });
+    const c = parseConfig(`${s3}fleet:\n  listen: 0.0.0.0:5001\n  advertise: http://10.0.0.5:5001\n  leaseTTL: 30s\n  secret: \${F}\n`, { ...base, env: { K: 'k', S: 's', F: 'f'.repeat(32) } });
+    expect(c.fleet).toMatchObject({ listen: { port: 5001 }, advertise: 'http://10.0.0.5:5001', leaseTTL: 30_000, secret: 'f'.repeat(32) });
   });
 });
