@@ -6,7 +6,7 @@ import { createSecureContext } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { AccessControl } from '../auth/access-control.js';
-import { PushService } from '../mirror/push-service.js';
+import { PushService, type PushOptions } from '../mirror/push-service.js';
 import { Evictor, storeTotals } from '../jobs/evict.js';
 import { Metrics } from '../metrics/metrics.js';
 import { AccessTimes } from '../storage/access-times.js';
@@ -113,9 +113,14 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
         maxSize,
         evictAt: config.storage.evictAt,
         evictTo: config.storage.evictTo,
-        // Only what can be fetched again: names that route to an upstream.
-        evictable: (repo) => !registry.router.isLocal(repo) && registry.router.route({ name: repo }).upstream !== undefined,
+        // Only what can be fetched again: names that route to an upstream, resolved as a request
+        // for the stored name would be (never a local name, pushed or imported).
+        evictable: async (repo) => {
+          const r = await registry.resolve({ name: repo }).catch(() => undefined);
+          return r !== undefined && r.storeName === repo && !r.local && r.upstream !== undefined;
+        },
         busy: () => registry.fillingDigests(),
+        extraBytes: () => push.openUploadBytes(),
         recentMs: config.storage.evictMinAge,
       },
       logger.child({ job: 'evict' }),
@@ -134,23 +139,26 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
       logger.error({ err: e }, 'eviction failed');
     }
   };
-  const push = new PushService(store, router, { deleteEnabled: config.storage.delete.enabled, abandonAfter: config.push.abandonAfter }, logger.child({ component: 'push' }));
+  const push = new PushService(store, pushOptions(config), logger.child({ component: 'push' }));
   let access = config.auth ? await AccessControl.load(config.auth, logger.child({ component: 'auth' })) : undefined;
   const https = config.tls ? await readTls(config.tls) : undefined;
   // Loaded here, not at the top: jobs that only need the registry skip the HTTP stack's modules.
-  const { buildApp, addMetricsRoute } = await import('../http/app.js');
+  const { buildApp, addMetricsRoute, addReadinessRoute } = await import('../http/app.js');
   const readiness = readinessCheck(config.storage.root, upstreams);
   const app = buildApp({
     registry, push, access: () => access, https, logger, metrics, readiness,
     metricsElsewhere: config.metrics.listen !== undefined,
     maxPageEntries: config.http.maxPageEntries,
     bodyLimit: config.http.maxManifestSize,
+    bodyRate: { minRate: config.http.minBodyRate, windowMs: config.http.bodyRateWindow },
   });
   let metricsApp: FastifyInstance | undefined;
   if (config.metrics.listen) {
     const Fastify = (await import('fastify')).default;
     metricsApp = Fastify({ logger: false });
     addMetricsRoute(metricsApp, metrics);
+    // The operators' port: readiness with its details.
+    addReadinessRoute(metricsApp, readiness, async () => true);
   }
   let fleetApp: FastifyInstance | undefined;
   if (fleetConfig) {
@@ -222,7 +230,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
         logger.level = next.log.level;
         const r = nextUpstreams ? new Router(nextUpstreams, next.defaultUpstream, next.push.repositories) : registry.router;
         registry.reconfigure(r, { tagTTL: next.cache.tagTTL, maxManifestSize: current.http.maxManifestSize, defaultPageSize: current.http.maxPageEntries, maxResumes: next.cache.maxResumes, redirect: current.storage.redirect });
-        push.reconfigure(r, { deleteEnabled: current.storage.delete.enabled, abandonAfter: next.push.abandonAfter });
+        push.reconfigure(pushOptions({ ...next, storage: current.storage }));
         if (nextUpstreams) {
           const old = [...upstreams.values()];
           upstreams.clear();
@@ -285,6 +293,8 @@ export async function createUpstreams(config: Config, logger: Logger): Promise<M
           username: u.username,
           password: u.password,
           ca,
+          tokenHosts: u.tokenHosts,
+          allowPrivateRedirects: u.allowPrivateRedirects,
           insecure: u.insecure,
           concurrency: u.concurrency,
           connectTimeout: u.timeouts.connect,
@@ -296,6 +306,12 @@ export async function createUpstreams(config: Config, logger: Logger): Promise<M
     );
   }
   return out;
+}
+
+function pushOptions(config: Config): PushOptions {
+  const { maxBlobSize, maxUploads, abandonAfter } = config.push;
+  const limits = [maxBlobSize, config.storage.maxSize].filter((v): v is number => v !== undefined);
+  return { deleteEnabled: config.storage.delete.enabled, abandonAfter, maxUploads, maxBlobSize: limits.length > 0 ? Math.min(...limits) : undefined };
 }
 
 /** TLS files, checked to form a usable key pair before they replace anything. */

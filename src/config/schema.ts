@@ -53,6 +53,11 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   try { return parseDuration(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
 });
 
+/** A byte size: a number or "512MiB", "4.4GiB". */
+const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+});
+
 const listen = z.string().transform((v, ctx) => {
   try { return { address: v, ...parseListen(v) }; } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
 });
@@ -62,8 +67,12 @@ const upstream = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as https://registry-1.docker.io' }),
   username: z.string().optional(),
   password: z.string().optional(),
-  /** PEM file of extra certificate authorities to trust for this upstream. */
+  /** PEM file of certificate authorities to trust for this upstream, besides the default roots. */
   ca: z.string().optional(),
+  /** Hosts (host or host:port) besides the upstream's own that may receive its credentials as a token realm. */
+  tokenHosts: z.array(z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?$/, 'expected a host name or host:port such as auth.example.com')).default([]),
+  /** Follow blob redirects to loopback, link-local and private addresses although the upstream is not on one. */
+  allowPrivateRedirects: z.boolean().default(false),
   /** Skip TLS verification (a lab's self-signed registry; never on the internet). */
   insecure: z.boolean().default(false),
   /** Connections to this upstream at once (requests beyond wait for one). */
@@ -120,16 +129,12 @@ export const configSchema = z.strictObject({
       /** Path-style URLs (http://host/bucket/key): what radosgw and MinIO expect. */
       forcePathStyle: z.boolean().default(true),
       /** Multipart part size. */
-      partSize: z.union([z.string(), z.number()]).transform((v, ctx) => {
-        try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
-      }).refine((v) => v >= 5 * 2 ** 20 && v <= 5 * 2 ** 30, { message: 'expected a part size between 5MiB and 5GiB' }).default(16 * 2 ** 20),
+      partSize: size.refine((v) => v >= 5 * 2 ** 20 && v <= 5 * 2 ** 30, { message: 'expected a part size between 5MiB and 5GiB' }).default(16 * 2 ** 20),
     }).refine((s) => (s.accessKey === undefined) === (s.secretKey === undefined), { message: 'accessKey and secretKey go together' }).optional(),
     /** Answer blob GETs with a 307 to a presigned URL of the object store (driver s3), so the bytes bypass airlock. */
     redirect: z.boolean().default(false),
     /** Cache limit: above evictAt × maxSize, least recently used mirrored images are evicted down to evictTo × maxSize. */
-    maxSize: z.union([z.string(), z.number()]).transform((v, ctx) => {
-      try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
-    }).optional(),
+    maxSize: size.optional(),
     evictAt: z.number().gt(0).max(1).default(0.95),
     evictTo: z.number().gt(0).max(1).default(0.85),
     /** Images served more recently than this are not evicted (they may be mid-pull). */
@@ -145,6 +150,10 @@ export const configSchema = z.strictObject({
     repositories: z.array(z.string().min(1).max(255)).default([]),
     /** An upload untouched this long is removed (serve sweeps hourly; gc too). */
     abandonAfter: duration.default(24 * 3_600_000),
+    /** Largest blob a push may upload; default no limit beyond storage.maxSize. */
+    maxBlobSize: size.optional(),
+    /** Upload sessions one user (or, without logins, one client address) may hold open at once. */
+    maxUploads: z.number().int().min(1).max(10_000).default(64),
   }).prefault({}),
   /** HTTPS on the listen port; both files are read again on SIGHUP. */
   tls: z.strictObject({
@@ -166,7 +175,7 @@ export const configSchema = z.strictObject({
       repositories: z.array(z.string().min(1).max(255)).min(1).default(['**']),
       actions: z.array(z.enum(['pull', 'push', 'delete'])).min(1),
     })).optional(),
-    /** Failed logins from one client address within a minute before it gets 429s. */
+    /** Failed logins of one user from one client address within a minute before it gets 429s (an address: 10x over all its users). */
     maxFailures: z.number().int().min(1).max(10_000).default(10),
   }).optional(),
   /** Registries to mirror, keyed by the host clients know them by (docker.io, ghcr.io). */
@@ -178,13 +187,17 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   http: z.strictObject({
     /** Bound on manifest bodies read or served from memory. */
-    maxManifestSize: z.union([z.string(), z.number()]).transform((v, ctx) => {
-      try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
-    }).default(4 * 2 ** 20),
+    maxManifestSize: size.default(4 * 2 ** 20),
     /** Entries a catalog or tags page holds when the client gives no n, and the most it may ask for. */
     maxPageEntries: z.number().int().min(1).max(100_000).default(1000),
     /** How long a graceful shutdown waits for in-flight responses. */
     shutdownTimeout: duration.default(30_000),
+    /**
+     * A request body slower than this (bytes per second, averaged over bodyRateWindow) is cut
+     * with 408: a client trickling bytes cannot hold a connection and an upload for ever. 0: off.
+     */
+    minBodyRate: size.default(1024),
+    bodyRateWindow: duration.refine((v) => v >= 1000, { message: 'expected at least 1s' }).default(30_000),
   }).prefault({}),
   cache: z.strictObject({
     /** How long a tag is trusted before a HEAD revalidates it with the upstream. */
@@ -192,9 +205,7 @@ export const configSchema = z.strictObject({
     /** Times a broken blob transfer is resumed (Range from the received offset). */
     maxResumes: z.number().int().min(0).max(20).default(3),
     /** Bytes of manifests kept in memory (immutable, by digest). */
-    manifestMemory: z.union([z.string(), z.number()]).transform((v, ctx) => {
-      try { return parseSize(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
-    }).default(64 * 2 ** 20),
+    manifestMemory: size.default(64 * 2 ** 20),
   }).prefault({}),
   metrics: z.strictObject({
     /** Serve /metrics on this host:port instead of the registry's port. */
@@ -211,8 +222,12 @@ export const configSchema = z.strictObject({
     advertise: z.url({ protocol: /^https?$/, error: 'expected the URL other replicas reach this one by, such as http://10.0.0.5:5001' }),
     /** A filling replica renews its lease every third of this; a lease not renewed for this long is taken over. */
     leaseTTL: duration.refine((v) => v >= 1000, { message: 'expected at least 1s' }).default(15_000),
-    /** A shared token the fleet port demands (Authorization: Bearer); set it wherever the port is reachable by others than the replicas. */
-    secret: z.string().min(16, 'expected at least 16 characters').optional(),
+    /**
+     * The shared token the fleet port demands (Authorization: Bearer). Required: without it,
+     * anyone who reaches the port reads any blob, private upstreams' layers included.
+     */
+    secret: z.string({ error: (i) => (i.input === undefined ? 'required with fleet: a shared token of 16+ characters the replicas send each other (anyone who reaches the fleet port without it reads any blob)' : 'expected a string') })
+      .min(16, 'expected at least 16 characters'),
   }).optional(),
   /** Images to warm ahead of need (airlock prefetch, and serve on a schedule). */
   prefetch: z.strictObject({

@@ -9,9 +9,10 @@ import type { AccessControl, Action } from '../auth/access-control.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PushService } from '../mirror/push-service.js';
-import type { Registry } from '../mirror/registry.js';
+import type { Registry, ResolvedName } from '../mirror/registry.js';
 import { DeniedError, NameInvalidError, UnsupportedError } from '../oci/errors.js';
 import { REGISTRY_HOST } from '../oci/reference.js';
+import { watchBodyRate, type BodyRateOptions } from './body-rate.js';
 import { sendError } from './error-handler.js';
 import { noSchemaCompilers } from './no-schemas.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
@@ -28,6 +29,8 @@ declare module 'fastify' {
     endpoint?: V2Endpoint['kind'] | 'health';
     /** The logged-in user (auth.htpasswd), for the log line. */
     user?: string;
+    /** Set by the v2 gate once it passed the request: the endpoint and the repository it resolved to. */
+    v2?: { ep: V2Endpoint; repository?: ResolvedName };
   }
 }
 
@@ -49,6 +52,8 @@ export interface AppOptions {
   metricsElsewhere?: boolean;
   /** /readyz: whether the store is writable, and each upstream's reachability. */
   readiness?: () => Promise<Readiness>;
+  /** The floor under request body rates (http.minBodyRate); absent: none. */
+  bodyRate?: BodyRateOptions;
 }
 
 export interface Readiness {
@@ -57,17 +62,49 @@ export interface Readiness {
   upstreams: Record<string, string>;
 }
 
-/** GET /metrics on an app (the main one, or a separate listener's). */
-export function addMetricsRoute(app: FastifyInstance, metrics: Metrics): void {
-  app.get('/metrics', async (_request, reply) => {
+/**
+ * GET /metrics on an app (the main one, or a separate listener's). `gate` runs first: on the
+ * registry port it asks for a login when logins are configured.
+ */
+export function addMetricsRoute(app: FastifyInstance, metrics: Metrics, gate?: (request: FastifyRequest) => Promise<void>): void {
+  app.get('/metrics', async (request, reply) => {
+    await gate?.(request);
     reply.header('content-type', metrics.contentType()).header('cache-control', 'no-store');
     return metrics.text();
+  });
+}
+
+/**
+ * /readyz for anyone who can reach the registry port: ready or not, and each upstream's state in
+ * one word. Addresses and error text (which name internal hosts) only for logged-in users and on
+ * metrics.listen.
+ */
+export function redactReadiness(r: Readiness): Readiness {
+  const word = (v: string) => v.split(':')[0] as string;
+  return { ready: r.ready, store: word(r.store), upstreams: Object.fromEntries(Object.entries(r.upstreams).map(([k, v]) => [k, word(v)])) };
+}
+
+/** GET /readyz on an app; `full` decides per request whether details are shown. */
+export function addReadinessRoute(app: FastifyInstance, readiness: (() => Promise<Readiness>) | undefined, full: (request: FastifyRequest) => Promise<boolean>): void {
+  app.get('/readyz', async (request, reply) => {
+    request.endpoint = 'health';
+    const r: Readiness = readiness ? await readiness() : { ready: true, store: 'writable', upstreams: {} };
+    // An unreachable upstream does not fail readiness: a disconnected site serves by design.
+    reply.code(r.ready ? 200 : 503).header('cache-control', 'no-store');
+    return (await full(request)) ? r : redactReadiness(r);
   });
 }
 
 function actionOf(method: string): Action {
   if (method === 'GET' || method === 'HEAD') return 'pull';
   return method === 'DELETE' ? 'delete' : 'push';
+}
+
+/** The path and query of a request target, also when a client sent it in absolute form (RFC 9112 §3.2.2). */
+export function originForm(url: string): string {
+  if (url.startsWith('/')) return url;
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*(.*)$/i.exec(url);
+  return m?.[1] ? m[1] : '/';
 }
 
 function isUploadUrl(url: string): boolean {
@@ -145,9 +182,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     });
   });
 
+  if (opts.bodyRate) watchBodyRate(app, opts.bodyRate);
   app.decorateRequest('cacheOutcome', undefined);
   app.decorateRequest('endpoint', undefined);
   app.decorateRequest('user', undefined);
+  app.decorateRequest('v2', undefined);
 
   const metrics = opts.metrics;
   app.addHook('onRequest', (request, reply, done) => {
@@ -186,36 +225,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   const currentAccess = opts.access ?? (() => undefined);
-  {
-    // Before the body is read: a refused upload never costs its bytes.
-    app.addHook('onRequest', async (request) => {
-      const access = currentAccess();
-      if (!access || !request.url.startsWith('/v2')) return;
-      const user = await access.authenticate(request.headers.authorization, request.ip);
-      request.user = user;
-      let ep: V2Endpoint;
-      try {
-        ep = parseV2Path(request.url);
-      } catch {
-        ep = { kind: 'unknown' };
-      }
-      // /v2/ answers 401 without a login even when anonymous pulls are allowed: `docker login`
-      // reads a 200 there as "no login needed" and would never check the password.
-      if (ep.kind === 'base' || ep.kind === 'unknown') {
-        if (user === undefined) throw access.challenge();
-        return;
-      }
-      const action = actionOf(request.method);
-      if (ep.kind === 'catalog') {
-        if (user === undefined && !access.anonymousRead) throw access.challenge();
-        return;
-      }
-      if (!access.allowed(user, ep.name, action)) {
-        if (user === undefined) throw access.challenge();
-        throw new DeniedError(`user ${user} may not ${action} ${ep.name}`);
-      }
-    });
-  }
   const canPull = (request: FastifyRequest) => (name: string) => {
     const access = currentAccess();
     return !access || access.allowed(request.user, name, 'pull');
@@ -232,15 +241,61 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     });
   });
 
-  const v2 = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const ep = parseV2Path(request.url);
+  /**
+   * The v2 gate, a hook of the v2 routes themselves (so a request line in absolute form meets it
+   * too), run before the body is read so a refused upload never costs its bytes: logs the client
+   * in, resolves the repository the request names once (router.ts), and judges access on that
+   * stored name. The handler refuses any request the gate did not pass.
+   */
+  const gate = async (request: FastifyRequest): Promise<void> => {
+    const access = currentAccess();
+    const user = access ? await access.authenticate(request.headers.authorization, request.ip) : undefined;
+    request.user = user;
+    const mayTry = !access || user !== undefined || access.anonymousRead;
+    let ep: V2Endpoint;
+    try {
+      ep = parseV2Path(originForm(request.url));
+    } catch (e) {
+      if (!mayTry && access) throw access.challenge();
+      throw e;
+    }
     request.endpoint = ep.kind;
+    // /v2/ answers 401 without a login even when anonymous pulls are allowed: `docker login`
+    // reads a 200 there as "no login needed" and would never check the password.
+    if (ep.kind === 'base' || ep.kind === 'unknown') {
+      if (access && user === undefined) throw access.challenge();
+      request.v2 = { ep };
+      return;
+    }
+    if (!mayTry && access) throw access.challenge();
+    if (ep.kind === 'catalog') {
+      request.v2 = { ep };
+      return;
+    }
     const ns = (request.query as { ns?: unknown }).ns;
     if (ns !== undefined && (typeof ns !== 'string' || ns.length > 255 || !REGISTRY_HOST.test(ns.toLowerCase()))) {
       throw new NameInvalidError('ns must be a single registry host name');
     }
-    const target = { name: '', ns: ns as string | undefined };
+    const action = actionOf(request.method);
+    const repository = await opts.registry.resolve({ name: ep.name, ns: ns as string | undefined }, { create: action === 'push' });
+    if (access && !access.allowed(user, repository.storeName, action)) {
+      if (user === undefined) throw access.challenge();
+      const spelled = repository.storeName === ep.name ? '' : ` (requested as ${ep.name}${ns ? ` with ns=${String(ns)}` : ''})`;
+      throw new DeniedError(`user ${user} may not ${action} ${repository.storeName}${spelled}`);
+    }
+    request.v2 = { ep, repository };
+  };
+
+  const v2 = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const passed = request.v2;
+    if (!passed) throw new DeniedError('the request was not authorized');
+    const { ep, repository } = passed;
     const read = request.method === 'GET' || request.method === 'HEAD';
+    const named = (): ResolvedName => {
+      if (!repository) throw new DeniedError('the request was not authorized');
+      return repository;
+    };
+    const ns = (request.query as { ns?: string }).ns;
     switch (ep.kind) {
       case 'base':
         if (!read) throw new UnsupportedError(`${request.method} is not supported on /v2/`);
@@ -248,24 +303,30 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         return;
       case 'catalog':
         if (request.method !== 'GET') throw new UnsupportedError(`${request.method} is not supported on the catalog`);
-        return catalog(opts.registry, opts.maxPageEntries, request, reply);
+        return catalog(opts.registry, opts.maxPageEntries, canPull(request), request, reply);
       case 'tags':
         if (request.method !== 'GET') throw new UnsupportedError(`${request.method} is not supported on tags/list`);
-        return listTags(opts.registry, { ...target, name: ep.name }, opts.maxPageEntries, request, reply);
+        return listTags(opts.registry, named(), ep.name, opts.maxPageEntries, request, reply);
       case 'manifest':
-        if (read) return getManifest(opts.registry, { ...target, name: ep.name }, ep.reference, request, reply);
-        if (request.method === 'PUT') return putManifest(push(), ep.name, ep.reference, request, reply);
-        if (request.method === 'DELETE') return deleteManifest(push(), opts.registry, { ...target, name: ep.name }, ep.reference, reply);
+        if (read) return getManifest(opts.registry, named(), ep.reference, request, reply);
+        if (request.method === 'PUT') return putManifest(push(), named(), ep.reference, request, reply);
+        if (request.method === 'DELETE') return deleteManifest(push(), named(), ep.reference, reply);
         throw new UnsupportedError(`${request.method} of manifests is not supported`);
       case 'blob':
-        if (read) return getBlob(opts.registry, { ...target, name: ep.name }, ep.digest, request, reply);
-        if (request.method === 'DELETE') return deleteBlob(push(), opts.registry, { ...target, name: ep.name }, ep.digest, reply);
+        if (read) return getBlob(opts.registry, named(), ep.digest, request, reply);
+        if (request.method === 'DELETE') return deleteBlob(push(), named(), ep.digest, reply);
         throw new UnsupportedError(`${request.method} of blobs is not supported; upload through /v2/${ep.name}/blobs/uploads/`);
-      case 'upload':
-        return upload(push(), opts.registry, ep.name, ep.session, canPull(request), request, reply);
+      case 'upload': {
+        // The mount source is resolved like the target (same ns) and judged on its stored name.
+        const mountFrom = async (from: string): Promise<ResolvedName | undefined> => {
+          const r = await opts.registry.resolve({ name: from, ns });
+          return canPull(request)(r.storeName) ? r : undefined;
+        };
+        return upload(push(), named(), ep.session, mountFrom, request, reply);
+      }
       case 'referrers':
         if (!read) throw new UnsupportedError(`${request.method} is not supported on referrers`);
-        return getReferrers(push(), opts.registry, { ...target, name: ep.name }, ep.digest, request, reply);
+        return getReferrers(push(), named(), ep.digest, request, reply);
       case 'unknown':
         reply.code(404).type('application/json; charset=utf-8').send({
           errors: [{ code: 'NOT_FOUND', message: `no such endpoint: ${request.url.split('?')[0]}` }],
@@ -280,16 +341,19 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     reply.header('cache-control', 'no-store');
     return { status: 'ok' };
   });
-  app.get('/readyz', async (request, reply) => {
-    request.endpoint = 'health';
-    const r: Readiness = opts.readiness ? await opts.readiness() : { ready: true, store: 'writable', upstreams: {} };
-    // An unreachable upstream does not fail readiness: a disconnected site serves by design.
-    reply.code(r.ready ? 200 : 503).header('cache-control', 'no-store');
-    return r;
-  });
-  if (metrics && !opts.metricsElsewhere) addMetricsRoute(app, metrics);
+  const loggedIn = async (request: FastifyRequest): Promise<string | undefined> => {
+    const access = currentAccess();
+    return access ? access.authenticate(request.headers.authorization, request.ip) : undefined;
+  };
+  addReadinessRoute(app, opts.readiness, async (request) => (await loggedIn(request)) !== undefined);
+  if (metrics && !opts.metricsElsewhere) {
+    addMetricsRoute(app, metrics, async (request) => {
+      const access = currentAccess();
+      if (access && (await loggedIn(request)) === undefined) throw access.challenge('log in to read the metrics (or serve them on metrics.listen)');
+    });
+  }
 
-  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler: v2 });
-  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: v2 });
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', onRequest: gate, handler: v2 });
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', onRequest: gate, handler: v2 });
   return app;
 }

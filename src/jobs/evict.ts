@@ -109,11 +109,13 @@ export interface EvictOptions {
   /** Fraction of maxSize eviction brings the store down to. */
   evictTo: number;
   /** Whether a repository's content can be fetched again (it routes to an upstream). */
-  evictable: (repo: string) => boolean;
+  evictable: (repo: string) => boolean | Promise<boolean>;
   /** Blobs being filled now. */
   busy: () => Set<string>;
   /** Images served this recently are left alone. */
   recentMs?: number;
+  /** Bytes the store holds outside blobs that count toward maxSize (open uploads). */
+  extraBytes?: () => number;
 }
 
 export interface EvictReport {
@@ -146,6 +148,8 @@ export class Evictor {
 
   async #check(): Promise<EvictReport | undefined> {
     const scan = await scanStore(this.store, this.access);
+    // Uploads in progress will become blobs: room is made for them as for any other bytes.
+    scan.totalBytes += this.opts.extraBytes?.() ?? 0;
     if (scan.totalBytes <= this.opts.evictAt * this.opts.maxSize) return undefined;
     return this.evict(scan);
   }
@@ -158,8 +162,10 @@ export class Evictor {
     for (const u of scan.units) for (const b of u.blobs) refs.set(b, (refs.get(b) ?? 0) + 1);
     const now = Date.now();
     const recent = this.opts.recentMs ?? 60_000;
+    const evictable = new Map<string, boolean>();
+    for (const u of scan.units) if (!evictable.has(u.repo)) evictable.set(u.repo, await this.opts.evictable(u.repo));
     const candidates = scan.units
-      .filter((u) => !u.pinned && now - u.lastAccess >= recent && this.opts.evictable(u.repo))
+      .filter((u) => !u.pinned && now - u.lastAccess >= recent && evictable.get(u.repo) === true)
       .sort((a, b) => a.lastAccess - b.lastAccess);
     for (const u of candidates) {
       if (report.after <= target) break;

@@ -262,10 +262,12 @@ export class Importer {
     let tagsAdded = 0;
     let tagsMoved = 0;
     let tagsUnchanged = 0;
-    const repositories = new Set<string>();
+    const repositories = new Set([...links.values()].map((l) => l.file.name));
+    // Imported names are the site's own from now on (marked before their links appear): no
+    // upstream may replace them, eviction keeps them.
+    for (const name of repositories) await this.store.markLocal(name);
     const ordered = [...links.values()].sort((a, b) => LINK_ORDER[a.file.kind] - LINK_ORDER[b.file.kind]);
     for (const { file, target } of ordered) {
-      repositories.add(file.name);
       if (file.kind === 'tag-current') {
         const before = await this.store.resolveTag(file.name, file.tag).catch(() => undefined);
         if (!before) tagsAdded++;

@@ -14,7 +14,7 @@ import { blobDescriptors, formatPlatform, parseManifest, parsePlatform, platform
 import { MANIFEST_MEDIA_TYPES } from '../oci/media-types.js';
 import { parseImageReference, type ManifestReference } from '../oci/reference.js';
 import { selectTags } from '../oci/tag-pattern.js';
-import type { MirrorRegistry } from '../mirror/mirror-registry.js';
+import type { MirrorRegistry, UpstreamRoute } from '../mirror/mirror-registry.js';
 import type { Target } from '../mirror/registry.js';
 import { imageTarget } from '../mirror/router.js';
 
@@ -96,7 +96,7 @@ export class Prefetcher {
       const r = parseImageReference(entry.name, this.opts.defaultRegistry);
       const target = imageTarget(r, this.opts.defaultRegistry);
       try {
-        const page = await this.registry.listTags(target, {});
+        const page = await this.registry.listTags(await this.registry.resolve(target), {});
         const tags = selectTags(page.items, entry.tags, entry.newest);
         if (tags.length === 0) throw new Error(`no tag matches ${JSON.stringify(entry.tags ?? [])}`);
         for (const tag of tags) images.push({ label: `${entry.name}:${tag}`, target, ref: { kind: 'tag', tag } });
@@ -126,9 +126,9 @@ export class Prefetcher {
     const counts = { newBlobs: 0, bytes: 0 };
     const platforms = new Set<string>();
     try {
-      const storeName = await this.registry.storeNameFor(img.target);
-      const top = await this.#limit(() => this.registry.getManifest(img.target, img.ref, MANIFEST_MEDIA_TYPES));
-      await this.#manifest(img, storeName, top.digest, top.bytes, top.mediaType, 0, counts, platforms);
+      const route = await this.registry.resolve(img.target);
+      const top = await this.#limit(() => this.registry.getManifest(route, img.ref, MANIFEST_MEDIA_TYPES));
+      await this.#manifest(img, route, top.digest, top.bytes, top.mediaType, 0, counts, platforms);
       this.log.info({ image: img.label, digest: top.digest.toString(), newBlobs: counts.newBlobs, bytes: counts.bytes }, 'prefetched');
       return { image: img.label, digest: top.digest.toString(), platforms: [...platforms], ...counts, ms: Date.now() - started, outcome: 'ok' };
     } catch (e) {
@@ -141,9 +141,9 @@ export class Prefetcher {
     }
   }
 
-  async #manifest(img: PrefetchImage, storeName: string, digest: Digest, bytes: Buffer, mediaType: string, depth: number, counts: { newBlobs: number; bytes: number }, platforms: Set<string>, platform?: Platform): Promise<void> {
+  async #manifest(img: PrefetchImage, route: UpstreamRoute, digest: Digest, bytes: Buffer, mediaType: string, depth: number, counts: { newBlobs: number; bytes: number }, platforms: Set<string>, platform?: Platform): Promise<void> {
     const m = parseManifest(bytes, mediaType);
-    await this.registry.store.pin(storeName, digest);
+    await this.registry.store.pin(route.storeName, digest);
     if (m.kind === 'index') {
       if (depth >= MAX_DEPTH) throw new Error(`index nesting deeper than ${MAX_DEPTH} at ${digest.toString()}`);
       const filter = this.opts.platforms;
@@ -151,8 +151,8 @@ export class Prefetcher {
       if (children.length === 0) throw new Error(`the index has no manifest for ${filter?.map(formatPlatform).join(', ')}`);
       await Promise.all(
         children.map(async (c) => {
-          const child = await this.#limit(() => this.registry.getManifest(img.target, { kind: 'digest', digest: c.digest }, MANIFEST_MEDIA_TYPES));
-          await this.#manifest(img, storeName, child.digest, child.bytes, child.mediaType, depth + 1, counts, platforms, c.platform);
+          const child = await this.#limit(() => this.registry.getManifest(route, { kind: 'digest', digest: c.digest }, MANIFEST_MEDIA_TYPES));
+          await this.#manifest(img, route, child.digest, child.bytes, child.mediaType, depth + 1, counts, platforms, c.platform);
         }),
       );
       return;
@@ -160,7 +160,7 @@ export class Prefetcher {
     if (platform) platforms.add(formatPlatform(platform));
     await Promise.all(
       blobDescriptors(m).map(async (b) => {
-        const r = await this.#blob(img.target, b);
+        const r = await this.#blob(route, b);
         if (r.fetched) {
           counts.newBlobs++;
           counts.bytes += r.bytes;
@@ -169,15 +169,15 @@ export class Prefetcher {
     );
   }
 
-  #blob(target: Target, b: Descriptor): Promise<{ fetched: boolean; bytes: number }> {
-    const key = `${target.ns ?? ''} ${target.name} ${b.digest.toString()}`;
+  #blob(route: UpstreamRoute, b: Descriptor): Promise<{ fetched: boolean; bytes: number }> {
+    const key = `${route.storeName} ${b.digest.toString()}`;
     let p = this.#blobs.get(key);
     if (!p) {
       p = this.#limit(async () => {
         // Counted as planned from the manifest's size until it turns out to be present.
         this.#progress.bytesPlanned += b.size;
         // Waits for the fill's commit without reading the bytes back: nothing is served.
-        const r = await this.registry.fetchBlob(target, b.digest, (n) => {
+        const r = await this.registry.fetchBlob(route, b.digest, (n) => {
           this.#progress.bytes += n;
           this.#emit();
         });

@@ -14,7 +14,7 @@ import { Digest, digestBytes } from '../oci/digest.js';
 import { BlobUnknownError, DigestMismatchError, ManifestInvalidError, ManifestUnknownError, MirrorError, NameUnknownError, UpstreamBadResponseError } from '../oci/errors.js';
 import { parseManifest } from '../oci/manifest.js';
 import { paginate, type PageRequest } from '../oci/pagination.js';
-import type { ManifestReference } from '../oci/reference.js';
+import { parseRepositoryName, type ManifestReference } from '../oci/reference.js';
 import type { RegistryStore, StoredManifest } from '../storage/registry-store.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { BlobFill, type FillSource } from './blob-fill.js';
@@ -44,7 +44,7 @@ export interface MirrorEvents {
   onManifestServed?(storeName: string, digest: Digest): void;
 }
 
-type UpstreamRoute = Route<UpstreamClient>;
+export type UpstreamRoute = Route<UpstreamClient>;
 
 /** Upstream failures that make a stale answer better than none. */
 function isUpstreamFailure(e: unknown): boolean {
@@ -92,20 +92,22 @@ export class MirrorRegistry implements Registry {
   }
 
   /**
-   * The route, with one concession to plain registries: a name that exists in the store as
-   * written (`alpine` pushed to registry:2) is served as such, not as library/alpine.
+   * The stored repository a request names (router.ts), completed with what the store knows: a
+   * name marked local (pushed or imported content) never gets an upstream, and a name that is
+   * local as written (`alpine` pushed to a plain registry) is served as written, not as
+   * library/alpine. Resolved once per request; every decision is made on the result.
    */
-  async #route(target: Target): Promise<UpstreamRoute> {
-    const r = this.router.route(target);
-    if (r.storeName !== target.name && !target.ns && (await this.store.repositoryExists(target.name))) {
-      return { storeName: target.name, upstreamRepository: target.name };
+  async resolve(target: Target, opts: { create?: boolean } = {}): Promise<UpstreamRoute> {
+    const route = this.router.route(target);
+    if (target.ns === undefined || target.ns === '') {
+      const written = parseRepositoryName(target.name);
+      if (written !== route.storeName) {
+        const local = this.router.isLocal(written) || !this.router.hasUpstreams || (await this.store.isMarkedLocal(written));
+        if ((local && opts.create) || (await this.store.repositoryExists(written))) return { storeName: written, local, upstreamRepository: written };
+      }
     }
-    return r;
-  }
-
-  /** Where a target's content lives in the store. */
-  async storeNameFor(target: Target): Promise<string> {
-    return (await this.#route(target)).storeName;
+    if (!route.local && (await this.store.isMarkedLocal(route.storeName))) return { storeName: route.storeName, local: true, upstreamRepository: route.upstreamRepository };
+    return route;
   }
 
   #single<T extends ManifestResponse>(key: string, fn: () => Promise<T>): Promise<ManifestResponse> {
@@ -118,8 +120,7 @@ export class MirrorRegistry implements Registry {
 
   // ---- manifests ----------------------------------------------------------------------------
 
-  async getManifest(target: Target, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse> {
-    const route = await this.#route(target);
+  async getManifest(route: UpstreamRoute, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse> {
     const m = await this.#manifest(route, ref);
     const chosen = await negotiateManifest(m, ref, accept, (d) => this.#manifest(route, { kind: 'digest', digest: d }).catch(() => undefined));
     const outcome = chosen.cache ?? 'hit';
@@ -213,8 +214,7 @@ export class MirrorRegistry implements Registry {
    * held for another repository count once the upstream confirms, with a HEAD and no transfer,
    * that this repository has the blob too.
    */
-  async #findBlob(target: Target, digest: Digest): Promise<{ size: number } | { route: UpstreamRoute; upstream: UpstreamClient }> {
-    const route = await this.#route(target);
+  async #findBlob(route: UpstreamRoute, digest: Digest): Promise<{ size: number } | { route: UpstreamRoute; upstream: UpstreamClient }> {
     const [info, linked] = await Promise.all([this.store.statBlob(digest), this.store.isBlobLinked(route.storeName, digest)]);
     const upstream = route.upstream;
     if (info && linked) return { size: info.size };
@@ -231,10 +231,10 @@ export class MirrorRegistry implements Registry {
     return { route, upstream };
   }
 
-  async getBlob(target: Target, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse> {
-    const found = await this.#findBlob(target, digest);
+  async getBlob(route: UpstreamRoute, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse> {
+    const found = await this.#findBlob(route, digest);
     if ('size' in found) return this.#local(digest, found.size);
-    const { route, upstream } = found;
+    const { upstream } = found;
     if (opts?.head) {
       const size = await upstream.headBlob(route.upstreamRepository, digest.toString());
       if (size === undefined) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
@@ -258,11 +258,10 @@ export class MirrorRegistry implements Registry {
    * blobs cost nothing (or a HEAD when held for another repository); a missing one joins or
    * starts the fill and waits for its commit. `onBytes` reports progress.
    */
-  async fetchBlob(target: Target, digest: Digest, onBytes?: (n: number) => void): Promise<{ fetched: boolean; size: number }> {
-    const found = await this.#findBlob(target, digest);
+  async fetchBlob(route: UpstreamRoute, digest: Digest, onBytes?: (n: number) => void): Promise<{ fetched: boolean; size: number }> {
+    const found = await this.#findBlob(route, digest);
     if ('size' in found) return { fetched: false, size: found.size };
-    const { route, upstream } = found;
-    const fill = await this.#join(route, upstream, digest);
+    const fill = await this.#join(route, found.upstream, digest);
     let seen = 0;
     const progress = () => {
       const now = fill.readable;
@@ -380,8 +379,7 @@ export class MirrorRegistry implements Registry {
 
   // ---- listings -----------------------------------------------------------------------------
 
-  async listTags(target: Target, page: PageRequest): Promise<Page> {
-    const route = await this.#route(target);
+  async listTags(route: UpstreamRoute, page: PageRequest): Promise<Page> {
     const local = await this.store.listTags(route.storeName);
     let remote: string[] | undefined;
     if (route.upstream) {
@@ -394,15 +392,15 @@ export class MirrorRegistry implements Registry {
     }
     if (!local && !remote) {
       if (route.refusal) throw refusedError(route.refusal);
-      throw new NameUnknownError('repository name not known to registry', { detail: { name: target.name } });
+      throw new NameUnknownError('repository name not known to registry', { detail: { name: route.storeName } });
     }
     const all = [...new Set([...(local ?? []), ...(remote ?? [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     // Without n, every tag, as Distribution answers (and scripts that ignore Link expect).
     return paginate(all, page, Number.MAX_SAFE_INTEGER);
   }
 
-  catalog(page: PageRequest): Promise<Page> {
-    return catalogPage(this.store, page, this.opts.defaultPageSize);
+  catalog(page: PageRequest, visible?: (storeName: string) => boolean): Promise<Page> {
+    return catalogPage(this.store, page, this.opts.defaultPageSize, visible);
   }
 }
 

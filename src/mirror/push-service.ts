@@ -15,6 +15,8 @@ import { received as youngBytes } from '../runtime/young-gc.js';
 import { createHasher, Digest, digestBytes } from '../oci/digest.js';
 import {
   BlobUnknownError,
+  DeniedError,
+  TooManyRequestsError,
   BlobUploadUnknownError,
   DigestInvalidError,
   ManifestBlobUnknownError,
@@ -28,13 +30,18 @@ import { blobDescriptors, childManifests, parseManifest, type Descriptor } from 
 import type { ManifestReference } from '../oci/reference.js';
 import { AppendOffsetError } from '../storage/driver.js';
 import type { RegistryStore } from '../storage/registry-store.js';
-import type { Router } from './router.js';
+import type { ResolvedName } from './registry.js';
+import { notPushable } from './router.js';
 
 export interface PushOptions {
   /** DELETE over the API (storage.delete.enabled). */
   deleteEnabled: boolean;
   /** An upload untouched this long is removed by sweepUploads(). */
   abandonAfter: number;
+  /** Largest blob a push may upload (push.maxBlobSize, else storage.maxSize). */
+  maxBlobSize?: number;
+  /** Sessions one owner may hold open (push.maxUploads). */
+  maxUploads?: number;
 }
 
 export interface UploadState {
@@ -56,18 +63,24 @@ export class PushService {
   readonly #hashes = new LRUCache<string, { hash: Hash; size: number }>({ max: 4096 });
   /** One request at a time per session: PATCHes of one upload are ordered by offset anyway. */
   readonly #busy = new Map<string, Promise<unknown>>();
+  /** Open sessions opened by this process: who owns each (user or client address) and its bytes. */
+  readonly #sessions = new Map<string, { owner: string; size: number }>();
 
   constructor(
     private readonly store: RegistryStore,
-    private router: Router<unknown>,
     private opts: PushOptions,
     private readonly log: Logger,
   ) {}
 
-  /** A reloaded configuration: push.repositories, delete and upload settings. */
-  reconfigure(router: Router<unknown>, opts: PushOptions): void {
-    this.router = router;
+  /** A reloaded configuration: delete and upload settings. */
+  reconfigure(opts: PushOptions): void {
     this.opts = opts;
+  }
+
+  /** The stored name a push goes to: only a local name takes pushes (router.ts). */
+  #pushName(repository: ResolvedName): string {
+    if (!repository.local) throw notPushable(repository.storeName, 'upstream' in repository && repository.upstream !== undefined);
+    return repository.storeName;
   }
 
   #key(repo: string, id: string): string {
@@ -88,22 +101,45 @@ export class PushService {
 
   // ---- blob uploads ----------------------------------------------------------------------
 
-  /** Opens an upload session in the repository a push to `name` goes to. */
-  async startUpload(name: string): Promise<UploadState> {
-    const repo = this.router.pushName(name);
+  /**
+   * Opens an upload session in the repository for `owner` (the user, or the client's address
+   * without logins), who may hold at most push.maxUploads open at once.
+   */
+  async startUpload(repository: ResolvedName, owner = ''): Promise<UploadState> {
+    const repo = this.#pushName(repository);
+    const max = this.opts.maxUploads;
+    if (max !== undefined) {
+      let open = 0;
+      for (const s of this.#sessions.values()) if (s.owner === owner) open++;
+      if (open >= max) {
+        throw new TooManyRequestsError(`${open} upload sessions are open for ${owner || 'this client'} (push.maxUploads: ${max}); finish or cancel one first`, { headers: { 'retry-after': '10' } });
+      }
+    }
     const id = randomUUID();
     await this.store.createUpload(repo, id);
     this.#hashes.set(this.#key(repo, id), { hash: createHasher('sha256'), size: 0 });
+    this.#sessions.set(this.#key(repo, id), { owner, size: 0 });
     return { id, size: 0 };
   }
 
+  /** Bytes held by open upload sessions: they count toward the store's size (storage.maxSize). */
+  openUploadBytes(): number {
+    let n = 0;
+    for (const s of this.#sessions.values()) n += s.size;
+    return n;
+  }
+
+  #tooLarge(size: number): DeniedError {
+    return new DeniedError(`the blob is larger than ${this.opts.maxBlobSize} bytes (${size} or more), the most this registry takes in one blob (push.maxBlobSize or storage.maxSize)`);
+  }
+
   /**
-   * Cross-repository mount: links a blob that `from` holds into `name` without a transfer.
-   * False when `from` does not hold it (the client then uploads).
+   * Cross-repository mount: links a blob that `from` holds into the repository without a
+   * transfer. False when `from` does not hold it (the client then uploads).
    */
-  async mount(name: string, digest: Digest, fromRepo: string): Promise<boolean> {
-    const repo = this.router.pushName(name);
-    if (!(await this.store.isBlobLinked(fromRepo, digest))) return false;
+  async mount(repository: ResolvedName, digest: Digest, from: ResolvedName): Promise<boolean> {
+    const repo = this.#pushName(repository);
+    if (!(await this.store.isBlobLinked(from.storeName, digest))) return false;
     // Refreshing the blob's time keeps a concurrent gc from sweeping it before the manifest
     // that needs it arrives.
     if (!(await this.store.touchBlob(digest))) return false;
@@ -111,8 +147,8 @@ export class PushService {
     return true;
   }
 
-  async status(name: string, id: string): Promise<UploadState> {
-    const repo = this.router.pushName(name);
+  async status(repository: ResolvedName, id: string): Promise<UploadState> {
+    const repo = this.#pushName(repository);
     return { id, size: await this.#size(repo, id) };
   }
 
@@ -126,14 +162,18 @@ export class PushService {
    * Appends a chunk. `range` is the client's Content-Range: it must start where the upload
    * ends (else 416 with the upload's Range), and the body must be exactly that long.
    */
-  async append(name: string, id: string, body: AsyncIterable<Uint8Array>, range?: { start: number; end: number }, length?: number): Promise<UploadState> {
-    const repo = this.router.pushName(name);
+  async append(repository: ResolvedName, id: string, body: AsyncIterable<Uint8Array>, range?: { start: number; end: number }, length?: number): Promise<UploadState> {
+    const repo = this.#pushName(repository);
     const key = this.#key(repo, id);
     return this.#serial(key, async () => {
       const size = await this.#size(repo, id);
       if (range && range.start !== size) throw outOfOrder(size, `chunk starts at ${range.start} but the upload holds ${size} bytes`);
       const expect = range ? range.end - range.start + 1 : length;
       if (range && length !== undefined && length !== expect) throw new SizeInvalidError(`Content-Range ${range.start}-${range.end} announces ${expect} bytes but Content-Length is ${length}`);
+      const max = this.opts.maxBlobSize;
+      // Refused before a byte is read when the announced size says so; else as the bytes arrive.
+      if (max !== undefined && expect !== undefined && size + expect > max) throw this.#tooLarge(size + expect);
+      const tooLarge = (n: number) => this.#tooLarge(n);
       let state = this.#hashes.get(key);
       if (state && state.size !== size) state = undefined;
       this.#hashes.delete(key);
@@ -141,6 +181,7 @@ export class PushService {
       const hashing = async function* (): AsyncGenerator<Uint8Array> {
         for await (const chunk of body) {
           got += chunk.byteLength;
+          if (max !== undefined && size + got > max) throw tooLarge(size + got);
           if (expect !== undefined && got > expect) throw new SizeInvalidError(`the chunk is longer than the ${expect} bytes its Content-Range or Content-Length announced`);
           state?.hash.update(chunk);
           youngBytes(chunk.byteLength);
@@ -157,6 +198,8 @@ export class PushService {
       }
       if (n === undefined) throw new BlobUploadUnknownError(undefined, { detail: { name: repo, uuid: id } });
       if (state) this.#hashes.set(key, { hash: state.hash, size: n });
+      const session = this.#sessions.get(key);
+      if (session) session.size = n;
       return { id, size: n };
     });
   }
@@ -165,9 +208,9 @@ export class PushService {
    * Completes an upload (with an optional last chunk): the bytes must hash to `digest`, else
    * DIGEST_INVALID, the session is dropped and nothing is stored.
    */
-  async finish(name: string, id: string, digest: Digest, body?: AsyncIterable<Uint8Array>, range?: { start: number; end: number }, length?: number): Promise<void> {
-    const repo = this.router.pushName(name);
-    if (body) await this.append(name, id, body, range, length);
+  async finish(repository: ResolvedName, id: string, digest: Digest, body?: AsyncIterable<Uint8Array>, range?: { start: number; end: number }, length?: number): Promise<void> {
+    const repo = this.#pushName(repository);
+    if (body) await this.append(repository, id, body, range, length);
     const key = this.#key(repo, id);
     await this.#serial(key, async () => {
       const size = await this.#size(repo, id);
@@ -185,30 +228,33 @@ export class PushService {
       }
       if (actual !== digest.hex) {
         await this.store.deleteUpload(repo, id);
+        this.#sessions.delete(key);
         throw new DigestInvalidError(`the upload's ${size} bytes hash to ${digest.algorithm}:${actual}, not ${digest.toString()}`, { detail: { digest: digest.toString() } });
       }
       await this.store.commitUpload(repo, id, digest);
+      this.#sessions.delete(key);
     });
   }
 
   /** A monolithic upload (POST ?digest= with the whole blob as body). */
-  async putBlob(name: string, digest: Digest, body: AsyncIterable<Uint8Array>, length?: number): Promise<void> {
-    const { id } = await this.startUpload(name);
+  async putBlob(repository: ResolvedName, digest: Digest, body: AsyncIterable<Uint8Array>, length?: number, owner = ''): Promise<void> {
+    const { id } = await this.startUpload(repository, owner);
     try {
-      await this.finish(name, id, digest, body, undefined, length);
+      await this.finish(repository, id, digest, body, undefined, length);
     } catch (e) {
-      const repo = this.router.pushName(name);
-      await this.store.deleteUpload(repo, id).catch(() => undefined);
+      await this.store.deleteUpload(repository.storeName, id).catch(() => undefined);
+      this.#sessions.delete(this.#key(repository.storeName, id));
       throw e;
     }
   }
 
-  async cancel(name: string, id: string): Promise<void> {
-    const repo = this.router.pushName(name);
+  async cancel(repository: ResolvedName, id: string): Promise<void> {
+    const repo = this.#pushName(repository);
     await this.#serial(this.#key(repo, id), async () => {
       await this.#size(repo, id);
       this.#hashes.delete(this.#key(repo, id));
       await this.store.deleteUpload(repo, id);
+      this.#sessions.delete(this.#key(repo, id));
     });
   }
 
@@ -221,6 +267,7 @@ export class PushService {
         if (this.#busy.has(key) || now - u.modTime.getTime() < this.opts.abandonAfter) continue;
         this.#hashes.delete(key);
         await this.store.deleteUpload(repo, u.id);
+        this.#sessions.delete(key);
         removed++;
       }
     }
@@ -235,8 +282,8 @@ export class PushService {
    * repository and every child manifest present (MANIFEST_BLOB_UNKNOWN naming the first missing
    * one), and, pushed by digest, hashing to that digest.
    */
-  async putManifest(name: string, ref: ManifestReference, bytes: Buffer, contentType?: string): Promise<PushedManifest> {
-    const repo = this.router.pushName(name);
+  async putManifest(repository: ResolvedName, ref: ManifestReference, bytes: Buffer, contentType?: string): Promise<PushedManifest> {
+    const repo = this.#pushName(repository);
     const m = parseManifest(bytes, contentType);
     if (ref.kind === 'digest') {
       const actual = digestBytes(bytes, ref.digest.algorithm);
@@ -250,6 +297,8 @@ export class PushService {
     for (const d of childManifests(m)) {
       if (!(await this.store.hasRevision(repo, d.digest)) || !(await this.store.touchBlob(d.digest))) throw blobUnknown(d);
     }
+    // Pushed content makes the name local for good, whatever push.repositories later says.
+    await this.store.markLocal(repo);
     const stored = await this.store.putManifest(repo, bytes, ref.kind === 'tag' ? ref.tag : undefined, ref.kind === 'digest' ? ref.digest.algorithm : 'sha256');
     return { digest: stored.digest, ...(m.subject ? { subject: m.subject.digest } : {}) };
   }
@@ -261,8 +310,9 @@ export class PushService {
   }
 
   /** Deletes a manifest by digest (and the tags pointing at it), or a tag alone. */
-  async deleteManifest(storeName: string, ref: ManifestReference): Promise<void> {
+  async deleteManifest(repository: ResolvedName, ref: ManifestReference): Promise<void> {
     this.#checkDelete();
+    const storeName = repository.storeName;
     if (ref.kind === 'tag') {
       if (!(await this.store.resolveTag(storeName, ref.tag).catch(() => undefined))) throw new ManifestUnknownError(undefined, { detail: { name: storeName, tag: ref.tag } });
       await this.store.deleteTag(storeName, ref.tag);
@@ -275,8 +325,9 @@ export class PushService {
   }
 
   /** Unlinks a blob from a repository; gc reclaims the bytes once nothing uses them. */
-  async deleteBlob(storeName: string, digest: Digest): Promise<void> {
+  async deleteBlob(repository: ResolvedName, digest: Digest): Promise<void> {
     this.#checkDelete();
+    const storeName = repository.storeName;
     if (!(await this.store.hasLayer(storeName, digest))) throw new BlobUnknownError(undefined, { detail: { name: storeName, digest: digest.toString() } });
     await this.store.unlinkBlob(storeName, digest);
     this.log.info({ name: storeName, digest: digest.toString() }, 'blob unlinked');
@@ -289,7 +340,8 @@ export class PushService {
    * those of one artifactType. Found by reading the repository's manifests (kept in memory by
    * digest), so referrers pushed by any means, imported or mirrored are all listed.
    */
-  async referrers(storeName: string, digest: Digest, artifactType?: string): Promise<Buffer> {
+  async referrers(repository: ResolvedName, digest: Digest, artifactType?: string): Promise<Buffer> {
+    const storeName = repository.storeName;
     const manifests: Array<Record<string, unknown>> = [];
     for (const d of await this.store.revisions(storeName)) {
       const stored = await this.store.readManifestBlob(d).catch(() => undefined);

@@ -42,13 +42,31 @@ export interface Target {
   ns?: string;
 }
 
+/**
+ * A request's repository once resolved (router.ts): the one name every decision is made on.
+ * Resolved once per request, before access is checked.
+ */
+export interface ResolvedName {
+  /** Where the repository lives in the store. */
+  readonly storeName: string;
+  /**
+   * A local name: it accepts pushes and never gets an upstream (push.repositories, content that
+   * was pushed or imported, or a registry with no upstreams at all).
+   */
+  readonly local: boolean;
+}
+
 export interface Registry {
+  /**
+   * The stored repository a request names. `create`: the request may create the repository
+   * (a push), so a name that is local as written is taken as written, as registry:2 does.
+   */
+  resolve(target: Target, opts?: { create?: boolean }): Promise<ResolvedName>;
   /** Resolves a manifest for a client whose Accept headers named `accept`. */
-  getManifest(target: Target, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse>;
-  /** A blob linked to the target repository. `head` asks for size only, no download. */
-  getBlob(target: Target, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse>;
-  listTags(target: Target, page: PageRequest): Promise<Page>;
-  catalog(page: PageRequest): Promise<Page>;
-  /** Where a target's content lives in the store (for deletes and referrers). */
-  storeNameFor(target: Target): Promise<string>;
+  getManifest(repository: ResolvedName, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse>;
+  /** A blob linked to the repository. `head` asks for size only, no download. */
+  getBlob(repository: ResolvedName, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse>;
+  listTags(repository: ResolvedName, page: PageRequest): Promise<Page>;
+  /** A catalog page of the repositories `visible` lets through (those the caller may pull). */
+  catalog(page: PageRequest, visible?: (storeName: string) => boolean): Promise<Page>;
 }

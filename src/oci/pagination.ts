@@ -48,7 +48,9 @@ export function paginate(sorted: readonly string[], page: PageRequest, defaultN:
 }
 
 /** `</v2/…?last=…&n=…>; rel="next"`, Distribution's form. */
-export function nextLink(path: string, n: number, last: string): string {
+export function nextLink(path: string, n: number, last: string, ns?: string): string {
   const q = new URLSearchParams({ last, n: String(n) });
+  // A hosts.toml client's next page must name the same registry as its first.
+  if (ns !== undefined && ns !== '') q.set('ns', ns);
   return `<${path}?${q.toString()}>; rel="next"`;
 }

@@ -19,6 +19,9 @@
  *       │                                                                so a rename commits them)
  *       ├── pins/<alg>-<hex of sha256(name@digest)>                      prefetched images, kept by
  *       │                                                                eviction ({name, digest})
+ *       ├── local/<name>/_local                                          names that hold pushed or
+ *       │                                                                imported content: never
+ *       │                                                                routed to an upstream
  *       └── quarantine/<alg>-<hex>-<time>/data                           blobs `verify --repair` found
  *                                                                        corrupt
  *
@@ -36,6 +39,7 @@ export const AIRLOCK = '.airlock';
 export const TMP = `${AIRLOCK}/tmp`;
 export const PINS = `${AIRLOCK}/pins`;
 export const QUARANTINE = `${AIRLOCK}/quarantine`;
+export const LOCAL = `${AIRLOCK}/local`;
 /** Replicas' coordination objects (fill leases, tag revalidation markers). */
 export const FLEET = `${AIRLOCK}/fleet`;
 
@@ -53,6 +57,11 @@ export function repositoryPath(name: string): string {
 
 export function layerLinkPath(name: string, d: Digest): string {
   return `${REPOSITORIES}/${name}/_layers/${d.algorithm}/${d.hex}/link`;
+}
+
+/** The marker of a local name (no component may start with '_', so it never meets a child name). */
+export function localMarkerPath(name: string): string {
+  return `${LOCAL}/${name}/_local`;
 }
 
 export function layersPath(name: string): string {

@@ -52,6 +52,8 @@ export class RegistryStore {
    */
   readonly #links = new LRUCache<string, Digest | true>({ max: 10_000, ttl: 1000, ttlAutopurge: false });
 
+  readonly #localNames = new LRUCache<string, boolean>({ max: 10_000, ttl: 3000, ttlAutopurge: false });
+
   constructor(readonly driver: StorageDriver, private readonly opts: RegistryStoreOptions) {
     this.#manifests = new LRUCache<string, StoredManifest>({
       maxSize: Math.max(1, opts.manifestCacheBytes),
@@ -280,6 +282,26 @@ export class RegistryStore {
       }
     }
     return out;
+  }
+
+  /**
+   * Marks a name as local: it holds pushed or imported content, so no request, in any spelling,
+   * may route it to an upstream (whose copy would replace it) or evict it.
+   */
+  async markLocal(repo: string): Promise<void> {
+    if (this.#localNames.get(repo) === true) return;
+    const path = p.localMarkerPath(repo);
+    if (!(await this.driver.stat(path))) await this.driver.writeFile(path, JSON.stringify({ name: repo, since: new Date().toISOString() }));
+    this.#localNames.set(repo, true, { ttl: 0 });
+  }
+
+  /** Whether `repo` was marked local. A yes is kept; a no for a few seconds (another process may mark it). */
+  async isMarkedLocal(repo: string): Promise<boolean> {
+    const known = this.#localNames.get(repo);
+    if (known !== undefined) return known;
+    const yes = (await this.driver.stat(p.localMarkerPath(repo))) !== undefined;
+    this.#localNames.set(repo, yes, yes ? { ttl: 0 } : undefined);
+    return yes;
   }
 
   stage(): Promise<StagedWrite> {

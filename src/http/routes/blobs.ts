@@ -3,16 +3,16 @@ import { Digest } from '../../oci/digest.js';
 import { RangeInvalidError } from '../../oci/errors.js';
 import { contentRange, parseRange } from '../../oci/range.js';
 import type { PushService } from '../../mirror/push-service.js';
-import type { Registry, Target } from '../../mirror/registry.js';
+import type { Registry, ResolvedName } from '../../mirror/registry.js';
 import { etagMatches } from '../etag.js';
 
 /**
  * GET/HEAD /v2/<name>/blobs/<digest> (distribution-spec "Pulling blobs"), with single byte
  * ranges (RFC 9110 §14); a blob is served only to a repository that links it.
  */
-export async function getBlob(registry: Registry, target: Target, digestText: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function getBlob(registry: Registry, repository: ResolvedName, digestText: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const digest = Digest.parse(digestText);
-  const blob = await registry.getBlob(target, digest, { head: request.method === 'HEAD' });
+  const blob = await registry.getBlob(repository, digest, { head: request.method === 'HEAD' });
   request.cacheOutcome = blob.cache;
   const d = digest.toString();
   reply
@@ -48,8 +48,8 @@ export async function getBlob(registry: Registry, target: Target, digestText: st
 }
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks it from the repository, 202 ("Deleting blobs"). */
-export async function deleteBlob(push: PushService, registry: Registry, target: Target, digestText: string, reply: FastifyReply): Promise<void> {
+export async function deleteBlob(push: PushService, repository: ResolvedName, digestText: string, reply: FastifyReply): Promise<void> {
   const digest = Digest.parse(digestText);
-  await push.deleteBlob(await registry.storeNameFor(target), digest);
+  await push.deleteBlob(repository, digest);
   reply.code(202).header('content-length', 0).send();
 }

@@ -1,21 +1,28 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { nextLink, parsePagination } from '../../oci/pagination.js';
-import type { Registry, Target } from '../../mirror/registry.js';
+import type { Registry, ResolvedName } from '../../mirror/registry.js';
 
 type Query = { n?: unknown; last?: unknown };
 
-/** GET /v2/<name>/tags/list (distribution-spec "Listing Tags"), paginated with n and last. */
-export async function listTags(registry: Registry, target: Target, maxN: number, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * GET /v2/<name>/tags/list (distribution-spec "Listing Tags"), paginated with n and last. The
+ * answer names the repository as the client wrote it; the Link keeps its spelling and `ns`.
+ */
+export async function listTags(registry: Registry, repository: ResolvedName, name: string, maxN: number, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const page = parsePagination(request.query as Query, maxN);
-  const result = await registry.listTags(target, page);
-  if (result.next !== undefined) reply.header('link', nextLink(`/v2/${target.name}/tags/list`, page.n ?? result.items.length, result.next));
-  reply.type('application/json').send({ name: target.name, tags: result.items });
+  const result = await registry.listTags(repository, page);
+  const ns = (request.query as { ns?: string }).ns;
+  if (result.next !== undefined) reply.header('link', nextLink(`/v2/${name}/tags/list`, page.n ?? result.items.length, result.next, ns));
+  reply.type('application/json').send({ name, tags: result.items });
 }
 
-/** GET /v2/_catalog, paginated in Distribution's order, with an RFC 5988 Link to the next page. */
-export async function catalog(registry: Registry, maxN: number, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * GET /v2/_catalog, paginated in Distribution's order, with an RFC 5988 Link to the next page.
+ * Lists only the repositories the caller may pull.
+ */
+export async function catalog(registry: Registry, maxN: number, visible: (storeName: string) => boolean, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const page = parsePagination(request.query as Query, maxN);
-  const result = await registry.catalog(page);
+  const result = await registry.catalog(page, visible);
   if (result.next !== undefined) reply.header('link', nextLink('/v2/_catalog', page.n ?? result.items.length, result.next));
   reply.type('application/json').send({ repositories: result.items });
 }

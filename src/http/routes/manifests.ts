@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseAccept } from '../../oci/media-types.js';
-import { parseManifestReference } from '../../oci/reference.js';
+import { lookupManifestReference, parseManifestReference } from '../../oci/reference.js';
 import type { PushService } from '../../mirror/push-service.js';
-import type { Registry, Target } from '../../mirror/registry.js';
+import type { Registry, ResolvedName } from '../../mirror/registry.js';
 import { Digest } from '../../oci/digest.js';
 import { ManifestInvalidError } from '../../oci/errors.js';
 import { etagMatches } from '../etag.js';
@@ -11,9 +11,9 @@ import { etagMatches } from '../etag.js';
  * GET/HEAD /v2/<name>/manifests/<reference> (distribution-spec "Pulling manifests"): the stored
  * bytes, exactly, with their media type and digest.
  */
-export async function getManifest(registry: Registry, target: Target, reference: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const ref = parseManifestReference(reference);
-  const m = await registry.getManifest(target, ref, parseAccept(request.headers.accept));
+export async function getManifest(registry: Registry, repository: ResolvedName, reference: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const ref = lookupManifestReference(reference);
+  const m = await registry.getManifest(repository, ref, parseAccept(request.headers.accept));
   request.cacheOutcome = m.cache;
   const digest = m.digest.toString();
   const etag = `"${digest}"`;
@@ -31,30 +31,30 @@ export async function getManifest(registry: Registry, target: Target, reference:
  * PUT /v2/<name>/manifests/<reference> (distribution-spec "Pushing manifests"): 201 with the
  * digest, and `OCI-Subject` when the manifest has a subject (so clients skip the tag fallback).
  */
-export async function putManifest(push: PushService, name: string, reference: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function putManifest(push: PushService, repository: ResolvedName, reference: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const ref = parseManifestReference(reference);
   const bytes = Buffer.isBuffer(request.body) ? request.body : undefined;
   if (!bytes || bytes.byteLength === 0) throw new ManifestInvalidError('the request has no manifest in its body');
-  const r = await push.putManifest(name, ref, bytes, request.headers['content-type']);
+  const r = await push.putManifest(repository, ref, bytes, request.headers['content-type']);
   const d = r.digest.toString();
-  reply.code(201).header('location', `/v2/${name}/manifests/${d}`).header('docker-content-digest', d).header('content-length', 0);
+  reply.code(201).header('location', `/v2/${repository.storeName}/manifests/${d}`).header('docker-content-digest', d).header('content-length', 0);
   if (r.subject) reply.header('oci-subject', r.subject.toString());
   reply.send();
 }
 
 /** DELETE /v2/<name>/manifests/<digest|tag>: 202 (distribution-spec "Deleting manifests"). */
-export async function deleteManifest(push: PushService, registry: Registry, target: Target, reference: string, reply: FastifyReply): Promise<void> {
-  const ref = parseManifestReference(reference);
-  await push.deleteManifest(await registry.storeNameFor(target), ref);
+export async function deleteManifest(push: PushService, repository: ResolvedName, reference: string, reply: FastifyReply): Promise<void> {
+  const ref = lookupManifestReference(reference);
+  await push.deleteManifest(repository, ref);
   reply.code(202).header('content-length', 0).send();
 }
 
 /** GET /v2/<name>/referrers/<digest>[?artifactType=] (distribution-spec 1.1 "Listing Referrers"). */
-export async function getReferrers(push: PushService, registry: Registry, target: Target, digestText: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function getReferrers(push: PushService, repository: ResolvedName, digestText: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const d = Digest.parse(digestText);
   const at = (request.query as { artifactType?: unknown }).artifactType;
   const artifactType = typeof at === 'string' && at !== '' ? at : undefined;
-  const bytes = await push.referrers(await registry.storeNameFor(target), d, artifactType);
+  const bytes = await push.referrers(repository, d, artifactType);
   if (artifactType) reply.header('oci-filters-applied', 'artifactType');
   reply.type('application/vnd.oci.image.index.v1+json').header('content-length', bytes.byteLength);
   if (request.method === 'HEAD') reply.send();

@@ -2,9 +2,8 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Digest } from '../../oci/digest.js';
 import { BlobUploadInvalidError, DigestInvalidError, UnsupportedError } from '../../oci/errors.js';
-import { parseRepositoryName } from '../../oci/reference.js';
 import type { PushService } from '../../mirror/push-service.js';
-import type { Registry } from '../../mirror/registry.js';
+import type { ResolvedName } from '../../mirror/registry.js';
 
 /** `<start>-<end>` (the spec's form; `bytes ` / `bytes=` prefixes tolerated), inclusive. */
 export function parseContentRange(header: string | undefined): { start: number; end: number } | undefined {
@@ -43,6 +42,7 @@ function body(request: FastifyRequest): AsyncIterable<Uint8Array> {
   return b.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
 }
 
+/** Locations name the stored repository, which resolves to itself whatever spelling opened the session. */
 function uploadHeaders(reply: FastifyReply, name: string, id: string, size: number): FastifyReply {
   return reply
     .header('location', `/v2/${name}/blobs/uploads/${id}`)
@@ -63,22 +63,24 @@ function created(reply: FastifyReply, name: string, d: Digest): void {
  */
 export async function upload(
   push: PushService,
-  registry: Registry,
-  name: string,
+  repository: ResolvedName,
   session: string | undefined,
-  canPull: (name: string) => boolean,
+  mountFrom: (name: string) => Promise<ResolvedName | undefined>,
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<void> {
   const q = request.query as Record<string, unknown>;
+  const name = repository.storeName;
+  // Whose sessions these are, for push.maxUploads: the user, else the client's address.
+  const owner = request.user ?? `address ${request.ip}`;
   {
     if (session === undefined) {
       if (request.method !== 'POST') throw new UnsupportedError(`${request.method} is not supported on ${request.url.split('?')[0]}`);
       if (q.mount !== undefined) {
         const d = parseDigestParam(q.mount, 'mount');
         if (typeof q.from === 'string' && q.from !== '') {
-          const from = parseRepositoryName(q.from);
-          if (canPull(from) && (await push.mount(name, d, await registry.storeNameFor({ name: from })))) {
+          const from = await mountFrom(q.from);
+          if (from && (await push.mount(repository, d, from))) {
             request.cacheOutcome = 'mounted';
             return created(reply, name, d);
           }
@@ -86,22 +88,22 @@ export async function upload(
         // Not mountable: an ordinary upload session, as the spec asks.
       } else if (q.digest !== undefined) {
         const d = parseDigestParam(q.digest, 'digest');
-        await push.putBlob(name, d, body(request), contentLength(request));
+        await push.putBlob(repository, d, body(request), contentLength(request), owner);
         return created(reply, name, d);
       }
-      const s = await push.startUpload(name);
+      const s = await push.startUpload(repository, owner);
       uploadHeaders(reply.code(202), name, s.id, 0).send();
       return;
     }
     switch (request.method) {
       case 'GET':
       case 'HEAD': {
-        const s = await push.status(name, session);
+        const s = await push.status(repository, session);
         uploadHeaders(reply.code(204), name, s.id, s.size).send();
         return;
       }
       case 'PATCH': {
-        const s = await push.append(name, session, body(request), parseContentRange(request.headers['content-range']), contentLength(request));
+        const s = await push.append(repository, session, body(request), parseContentRange(request.headers['content-range']), contentLength(request));
         uploadHeaders(reply.code(202), name, s.id, s.size).send();
         return;
       }
@@ -110,11 +112,11 @@ export async function upload(
         const len = contentLength(request);
         const range = parseContentRange(request.headers['content-range']);
         const hasBody = (len !== undefined && len > 0) || request.headers['transfer-encoding'] !== undefined;
-        await push.finish(name, session, d, hasBody ? body(request) : undefined, range, len);
+        await push.finish(repository, session, d, hasBody ? body(request) : undefined, range, len);
         return created(reply, name, d);
       }
       case 'DELETE':
-        await push.cancel(name, session);
+        await push.cancel(repository, session);
         reply.code(204).send();
         return;
       default:
