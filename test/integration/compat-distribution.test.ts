@@ -192,7 +192,7 @@ describe('airlock serves a store written by Distribution', () => {
       ['/v2/Team/app/manifests/latest', 400, 'NAME_INVALID'],
       // A reference that is no tag is a manifest nobody has (the OCI conformance suite, Distribution).
       ['/v2/a/manifests/..%2f..%2fpasswd', 404, 'MANIFEST_UNKNOWN'],
-      ['/v2/a/manifests/sha256:abc', 400, 'DIGEST_INVALID'],
+      ['/v2/a/manifests/sha256:abc', 404, 'MANIFEST_UNKNOWN'],
       ['/v2/a/blobs/md5:00', 400, 'DIGEST_INVALID'],
       [`/v2/a/blobs/sha256:${'0'.repeat(64)}`, 404, 'BLOB_UNKNOWN'],
       ['/v2/nope/tags/list', 404, 'NAME_UNKNOWN'],
