@@ -1,8 +1,8 @@
 /**
  * The fleet port: what other replicas on the same bucket read a fill from (mirror/fleet.ts).
  * One route, GET /fills/<digest> with an optional `Range: bytes=<offset>-`: this replica's fill
- * of the blob as it grows, or the stored blob. Keep the port on the replicas' own network, and
- * set fleet.secret wherever anyone else can reach it.
+ * of the blob as it grows, or the stored blob. It serves any blob, so every request must carry
+ * fleet.secret (required by the configuration); keep the port on the replicas' own network too.
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -17,10 +17,10 @@ function sameSecret(given: string | undefined, secret: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export function buildFleetApp(registry: MirrorRegistry, secret: string | undefined, logger: Logger): FastifyInstance {
+export function buildFleetApp(registry: MirrorRegistry, secret: string, logger: Logger): FastifyInstance {
   const app = Fastify({ logger: false, schemaController: noSchemaCompilers });
   app.get<{ Params: { digest: string } }>('/fills/:digest', async (req, reply) => {
-    if (secret !== undefined && !sameSecret(req.headers.authorization, secret)) return reply.code(401).send({ error: 'fleet secret required' });
+    if (!sameSecret(req.headers.authorization, secret)) return reply.code(401).send({ error: 'fleet secret required' });
     const d = Digest.tryParse(req.params.digest);
     if (!d) return reply.code(400).send({ error: 'not a digest' });
     const m = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? ''));

@@ -21,7 +21,7 @@ export class PeerRefusedError extends Error {
 export class PeerClient {
   readonly #agent: Agent;
 
-  constructor(private readonly secret: string | undefined, timeouts = { connect: 2_000, read: 30_000 }) {
+  constructor(private readonly secret: string, timeouts = { connect: 2_000, read: 30_000 }) {
     this.#agent = new Agent({ connect: { timeout: timeouts.connect }, headersTimeout: timeouts.read, bodyTimeout: timeouts.read, keepAliveTimeout: 30_000 });
   }
 
@@ -30,7 +30,7 @@ export class PeerClient {
     const url = new URL(`fills/${encodeURIComponent(digest)}`, peerUrl.endsWith('/') ? peerUrl : `${peerUrl}/`);
     const headers: Record<string, string> = {};
     if (offset > 0) headers.range = `bytes=${offset}-`;
-    if (this.secret) headers.authorization = `Bearer ${this.secret}`;
+    headers.authorization = `Bearer ${this.secret}`;
     const res = await requestUrl(this.#agent, url, { headers });
     if (res.statusCode === 404) {
       await res.body.dump();
