@@ -13,6 +13,11 @@
  * a broken connection, never a clean end with wrong bytes. A connection that breaks mid-blob is
  * resumed with a Range request from the received offset (restarting when the upstream ignores
  * the range), keeping the hash running.
+ *
+ * Under storage.maxSize the fill asks for room (StoreSpace) as soon as its size is known and
+ * waits for it before the commit: the store's blob bytes never cross the ceiling. With no room
+ * (nothing evictable left), the clients still get every byte, from memory and from the staged
+ * object, which is kept until the last of them is done; the blob is not stored.
  */
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
@@ -46,9 +51,28 @@ export interface FillOptions {
   /** How many times a broken transfer is resumed before the fill fails. */
   maxResumes: number;
   log: Logger;
-  /** Called once with the outcome, for metrics. */
-  onSettled?: (outcome: 'done' | 'failed', bytes: number, error?: Error) => void;
+  /** Room under storage.maxSize (evict.ts); without it every verified fill is committed. */
+  space?: StoreSpace;
+  /** Called once with the outcome, for metrics: `not_stored` was served but found no room. */
+  onSettled?: (outcome: 'done' | 'failed' | 'not_stored', bytes: number, error?: Error) => void;
 }
+
+/** Room in the store for new blob bytes (storage.maxSize), made before they are committed. */
+export interface StoreSpace {
+  /** Makes room for `bytes` more (evicting if need be); undefined when there is none to make. */
+  reserve(bytes: number, digest: string): Promise<SpaceReservation | undefined>;
+}
+
+export interface SpaceReservation {
+  /** The reserved bytes were stored, or not (failed, not committed): the reservation ends. */
+  settle(stored: boolean): void;
+}
+
+/** A fill that found no room: how long its staged object outlives its last client, for one about to join. */
+const NOT_STORED_LINGER_MS = 1_000;
+
+/** Room when there is no limit. */
+const UNLIMITED: SpaceReservation = { settle: () => undefined };
 
 /**
  * The newest bytes of a fill stay in memory (the upstream's own chunks, shared, never copied):
@@ -82,9 +106,11 @@ export class BlobFill extends EventEmitter {
   error: Error | undefined;
   /** Repositories to link the blob into when it is committed. */
   readonly repositories = new Set<string>();
+  /** Once done: false when there was no room under storage.maxSize (served, not stored). */
+  stored: boolean | undefined;
   /** Resolves when the upstream answered with headers (size known), rejects if it failed first. */
   readonly ready: Promise<void>;
-  /** Resolves when the blob is committed; rejects with the failure. */
+  /** Resolves when the blob is committed (or found no room: `stored` false); rejects with the failure. */
   readonly done: Promise<void>;
   #staged: StagedWrite | undefined;
   #body: Readable | undefined;
@@ -100,6 +126,12 @@ export class BlobFill extends EventEmitter {
   readonly #followers = new Set<FillFollower>();
   /** Wakes the fill when it waits for its fastest client (#pace). */
   #wake: (() => void) | undefined;
+  /** Room asked for as soon as the size was known (storage.maxSize). */
+  #room: Promise<SpaceReservation | undefined> | undefined;
+  /** A fill not stored: removes the staged object once no client has followed it for a while. */
+  #linger: NodeJS.Timeout | undefined;
+  /** That removal, once started (shutdown waits for it). */
+  #discarded: Promise<void> | undefined;
 
   constructor(
     readonly digest: Digest,
@@ -177,6 +209,8 @@ export class BlobFill extends EventEmitter {
           if (!headersSeen) {
             headersSeen = true;
             this.size = total;
+            // Eviction, if any is needed, runs while the bytes arrive, not after them.
+            if (total !== undefined) this.#room = this.#reserve(total);
             readyResolve();
           } else if (total !== undefined && this.size !== undefined && total !== this.size) {
             body.destroy();
@@ -230,13 +264,31 @@ export class BlobFill extends EventEmitter {
       this.size = this.#received;
       this.#verified = true;
       this.emit('progress');
-      if ((await this.source.shouldCommit?.(this.#received)) ?? true) await this.store.commitBlob(staged, this.digest);
-      else await staged.abort();
+      if ((await this.source.shouldCommit?.(this.#received)) ?? true) {
+        const room = await this.#roomToCommit();
+        if (!room) {
+          this.#notStored();
+          return;
+        }
+        try {
+          await this.store.commitBlob(staged, this.digest);
+        } catch (e) {
+          room.settle(false);
+          throw e;
+        }
+        room.settle(true);
+      } else {
+        // Another replica publishes it (fleet).
+        void this.#room?.then((r) => r?.settle(false));
+        await staged.abort();
+      }
+      this.stored = true;
       for (const repo of this.repositories) await this.store.linkBlob(repo, this.digest);
       this.state = 'done';
       this.emit('progress');
       this.opts.onSettled?.('done', this.#received);
     } catch (e) {
+      void this.#room?.then((r) => r?.settle(false));
       await staged.abort();
       this.state = 'failed';
       this.error = e instanceof Error ? e : new Error(String(e));
@@ -251,6 +303,67 @@ export class BlobFill extends EventEmitter {
     } finally {
       await this.source.settled?.().catch(() => undefined);
     }
+  }
+
+  /** Asks for room for `bytes`; undefined when there is none (or making it failed). */
+  #reserve(bytes: number): Promise<SpaceReservation | undefined> {
+    const space = this.opts.space;
+    if (!space) return Promise.resolve(UNLIMITED);
+    return space.reserve(bytes, this.digest.toString()).catch((e: unknown) => {
+      this.opts.log.error({ digest: this.digest.toString(), err: (e as Error).message }, 'could not make room in the store');
+      return undefined;
+    });
+  }
+
+  /**
+   * Room for the verified blob: the reservation made when its size became known or, refused
+   * then (other pulls may have finished since) or never asked (no Content-Length), a new one.
+   */
+  async #roomToCommit(): Promise<SpaceReservation | undefined> {
+    return (await this.#room) ?? this.#reserve(this.#received);
+  }
+
+  /** No room under storage.maxSize: the clients get every byte, the store none. */
+  #notStored(): void {
+    this.stored = false;
+    this.state = 'done';
+    this.opts.log.warn(
+      { digest: this.digest.toString(), sizeBytes: this.#received },
+      'blob served but not stored: no room under storage.maxSize (larger than it, or the rest is pinned, local or in use); the next pull fetches it again',
+    );
+    this.emit('progress');
+    this.opts.onSettled?.('not_stored', this.#received);
+    this.#releaseWhenIdle();
+  }
+
+  /**
+   * A fill not stored keeps its staged object while clients follow it (they may be far behind
+   * the in-memory window) and a little longer, for a client that joined but has not opened its
+   * stream yet; then it is removed. A reader opened before keeps its descriptor to the end.
+   */
+  #releaseWhenIdle(): void {
+    if (this.stored !== false || !this.#staged || this.#followers.size > 0 || this.#linger) return;
+    this.#linger = setTimeout(() => {
+      this.#linger = undefined;
+      // Those who joined meanwhile call this again when they leave.
+      if (this.#followers.size === 0) void this.discard();
+    }, NOT_STORED_LINGER_MS);
+    this.#linger.unref();
+  }
+
+  /** Removes the staged copy of a fill that was not stored (at once: shutdown); 'released' follows. */
+  discard(): Promise<void> {
+    clearTimeout(this.#linger);
+    this.#linger = undefined;
+    const staged = this.stored === false ? this.#staged : undefined;
+    if (staged) {
+      this.#staged = undefined;
+      this.#discarded = staged
+        .abort()
+        .catch((e: unknown) => this.opts.log.warn({ digest: this.digest.toString(), err: (e as Error).message }, 'could not remove the staged copy of a blob not stored'))
+        .finally(() => this.emit('released'));
+    }
+    return this.#discarded ?? Promise.resolve();
   }
 
   /** Waits while the fastest client that is still taking bytes is more than PACE_AHEAD behind. */
@@ -286,6 +399,7 @@ export class BlobFill extends EventEmitter {
   detach(f: FillFollower): void {
     this.#followers.delete(f);
     this.advanced();
+    this.#releaseWhenIdle();
   }
 
   /** A client took more bytes: the fill may go on if it waits for it. */
@@ -388,6 +502,7 @@ class FillFollower extends PooledReadable {
           this.#opened = false;
           continue;
         }
+        if (f.stored === false) throw new Error('the blob was not stored and its staged copy is gone');
         this.#reader = await this.store.openBlobReader(f.digest);
         if (this.destroyed) return this.#closeLate();
         if (!this.#reader) throw new Error('committed blob is missing');

@@ -563,15 +563,16 @@ describe('hostile input to the command line', () => {
 describe('load', () => {
   it('sustained warm pulls on 64 connections with a trickle of cold ones while gc and eviction run: zero errors, flat memory, no descriptor growth', async () => {
     // airlock runs in its own process, as in production, so its memory and descriptors are its
-    // own (not the load client's). Its store limit is smaller than the two images: every cold
-    // fill of the big one pushes the store over storage.evictAt, and serve's own eviction removes
-    // the least recently used image (the big one) a second later, so the next cold pull fills
-    // it again. gc runs beside it as separate `airlock gc` processes, as an operator's timer would.
+    // own (not the load client's). Its store limit holds the two images (it is a ceiling: a blob
+    // larger would never be stored), but every cold fill of the big one pushes the store over
+    // storage.evictAt, and serve's own eviction removes the least recently used image (the big
+    // one) a second later, so the next cold pull fills it again. gc runs beside it as separate
+    // `airlock gc` processes, as an operator's timer would.
     const root = path.join(work, 'load');
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const cfg = path.join(work, 'load.yml');
-    await writeFile(cfg, `listen: "127.0.0.1:${port}"\nstorage:\n  root: ${root}\n  maxSize: 8MiB\n  evictMinAge: 0s\nlog:\n  level: warn\n${mirrorUpstreams(up)}\n`);
+    await writeFile(cfg, `listen: "127.0.0.1:${port}"\nstorage:\n  root: ${root}\n  maxSize: 8704KiB\n  evictMinAge: 0s\nlog:\n  level: warn\n${mirrorUpstreams(up)}\n`);
     const server = spawnServe(cfg);
     const child = server.child;
     const pid = child.pid!;

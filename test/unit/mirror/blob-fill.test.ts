@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -96,5 +96,91 @@ describe('BlobFill pace', () => {
     // Well under the 250 ms a stalled client could hold it: the client left, it does not count.
     expect(performance.now() - t0).toBeLessThan(200);
     expect(fill.state).toBe('done');
+  });
+});
+
+/** Room under storage.maxSize, granted or refused, with what the fill asked for and reported. */
+function space(grant: boolean) {
+  const calls: Array<{ bytes: number; settled?: boolean }> = [];
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  return {
+    calls,
+    /** Room is granted only after this (a slow eviction). */
+    release,
+    reserve: async (bytes: number) => {
+      const call: { bytes: number; settled?: boolean } = { bytes };
+      calls.push(call);
+      await gate;
+      return grant ? { settle: (stored: boolean) => void (call.settled ??= stored) } : undefined;
+    },
+  };
+}
+
+function blobPath(bytes: Buffer): string {
+  const hex = digestBytes(bytes).hex;
+  return path.join(root, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+}
+
+describe('BlobFill under storage.maxSize', () => {
+  it('asks for room once its size is known and commits only once it has it', async () => {
+    const bytes = randomBytes(2 * MiB);
+    const room = space(true);
+    const outcomes: string[] = [];
+    const fill = new BlobFill(digestBytes(bytes), store, source(bytes), { maxResumes: 0, log, space: room, onSettled: (o) => outcomes.push(o) });
+    await fill.ready;
+    expect(room.calls).toEqual([{ bytes: bytes.length }]);
+    // Every byte reaches the client while the room is being made; the store has none yet.
+    const got = Buffer.concat(await fill.follow().toArray());
+    expect(got.equals(bytes)).toBe(true);
+    expect(await readFile(blobPath(bytes)).catch(() => undefined)).toBeUndefined();
+    room.release();
+    await fill.done;
+    expect(fill.stored).toBe(true);
+    expect(room.calls).toEqual([{ bytes: bytes.length, settled: true }]);
+    expect((await readFile(blobPath(bytes))).equals(bytes)).toBe(true);
+    expect(outcomes).toEqual(['done']);
+  });
+
+  it('with no room, serves every byte to a client far behind from the staged copy, stores nothing, and removes the copy after the client', async () => {
+    const bytes = randomBytes(4 * MiB);
+    const room = space(false);
+    room.release();
+    const outcomes: string[] = [];
+    const fill = new BlobFill(digestBytes(bytes), store, source(bytes), { maxResumes: 0, log, space: room, onSettled: (o) => outcomes.push(o) });
+    const client = fill.follow();
+    const it = client[Symbol.asyncIterator]();
+    const parts = [(await it.next()).value as Buffer];
+    // The client stalls; the fill runs on and finishes without storing the blob.
+    await fill.done;
+    expect(fill.stored).toBe(false);
+    expect(fill.state).toBe('done');
+    expect(outcomes).toEqual(['not_stored']);
+    // Refused when the size was known, and again (things may have changed) before the commit.
+    expect(room.calls.map((c) => c.bytes)).toEqual([bytes.length, bytes.length]);
+    // A client that joins now gets it too, and so does the one far behind (out of the window).
+    const late = fill.follow();
+    for (let r = await it.next(); !r.done; r = await it.next()) parts.push(r.value as Buffer);
+    expect(Buffer.concat(parts).equals(bytes)).toBe(true);
+    expect(Buffer.concat(await late.toArray()).equals(bytes)).toBe(true);
+    expect(await readFile(blobPath(bytes)).catch(() => undefined)).toBeUndefined();
+    // The staged copy goes a few seconds after its last client.
+    const tmp = path.join(root, '.airlock/tmp', String(process.pid));
+    expect((await readdir(tmp)).length).toBe(1);
+    const until = Date.now() + 10_000;
+    while ((await readdir(tmp)).length > 0 && Date.now() < until) await sleep(200);
+    expect(await readdir(tmp)).toEqual([]);
+  }, 20_000);
+
+  it('gives the room back when the fill fails', async () => {
+    const bytes = randomBytes(1 * MiB);
+    const room = space(true);
+    room.release();
+    const wrong = Buffer.from(bytes);
+    wrong[10] = wrong[10]! ^ 0xff;
+    const fill = new BlobFill(digestBytes(bytes), store, source(wrong), { maxResumes: 0, log, space: room });
+    await expect(fill.done).rejects.toThrow();
+    await sleep(10);
+    expect(room.calls).toEqual([{ bytes: bytes.length, settled: false }]);
   });
 });
