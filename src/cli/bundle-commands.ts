@@ -18,6 +18,7 @@ import { Verifier } from '../jobs/verify.js';
 import { createLogger } from '../logging/logger.js';
 import { parseImageReference } from '../oci/reference.js';
 import { Router, imageTarget } from '../mirror/router.js';
+import { UpstreamPolicy, storedNameJudge } from '../mirror/policy.js';
 import { formatBytes, formatDuration, formatTable, ProgressLine, rateAndEta } from './format.js';
 import { UsageError } from './usage-error.js';
 
@@ -72,7 +73,7 @@ export async function freeze(opts: { configFile: string; out?: string; since?: s
   return 0;
 }
 
-export async function importBundle(opts: { configFile: string; file?: string }): Promise<number> {
+export async function importBundle(opts: { configFile: string; file?: string; force?: boolean }): Promise<number> {
   if (!opts.file) throw new UsageError('import needs a bundle: airlock import FILE.tar');
   try {
     const s = await stat(opts.file);
@@ -81,10 +82,17 @@ export async function importBundle(opts: { configFile: string; file?: string }):
     throw new UsageError(`cannot read ${opts.file}: ${(e as Error).message}`);
   }
   const { config, logger, store } = await open(opts.configFile);
+  // Imported names become local, beyond the upstreams' allow and deny lists: they judge the
+  // bundle's names as a pull of them would be routed.
+  const policy = UpstreamPolicy.fromConfig(config);
+  const router = new Router(new Map(Object.keys(config.upstreams).map((k) => [k, k])), config.defaultUpstream, config.push.repositories);
+  const importPolicy = policy.empty ? undefined : { judge: storedNameJudge(policy, router), mode: policy.mode, force: opts.force === true };
   const progress = new ProgressLine(process.stderr);
   const started = Date.now();
-  const r = await new Importer(store, { maxManifestSize: config.http.maxManifestSize, onProgress: (done, total) => progress.update(`import: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total) }, logger).run(opts.file);
+  const r = await new Importer(store, { maxManifestSize: config.http.maxManifestSize, policy: importPolicy, onProgress: (done, total) => progress.update(`import: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total) }, logger).run(opts.file);
   progress.done();
+  const why = opts.force ? '--force' : 'policy.mode report';
+  for (const d of r.policyDenials) process.stderr.write(`airlock: warning: imported although denied (${why}): ${d}\n`);
   process.stdout.write(
     `imported bundle ${r.id}${r.base ? ` (on top of ${r.base})` : ''} into ${storeLabel(config)}:\n` +
       `  ${r.blobsAdded} blobs added (${formatBytes(r.bytesAdded)}), ${r.blobsPresent} already present\n` +

@@ -17,7 +17,7 @@ Usage:
   airlock prefetch [--config FILE] [IMAGE...]   warm the prefetch list (or the images named)
   airlock freeze --out FILE.tar [--since EARLIER.tar] [IMAGE...]
                                                 write the store (or the images) as a bundle
-  airlock import FILE.tar                       verify a bundle and add it to the store
+  airlock import [--force] FILE.tar             verify a bundle and add it to the store
   airlock verify [--repair]                     re-hash every blob, check every link
   airlock gc [--dry-run] [--delete-untagged] [--grace 1h]
                                                 delete blobs no manifest uses (safe beside serve)
@@ -27,6 +27,7 @@ Options:
   -c, --config FILE   configuration file (default ./mirror.yml)
   -o, --out FILE      freeze: the bundle to write (atomically)
       --since FILE    freeze: leave out what an earlier bundle (and its chain) holds
+      --force         import: import images the upstreams' allow and deny lists deny
       --repair        verify: quarantine corrupt blobs and remove the links that need them
       --dry-run       gc: print what would be deleted, delete nothing
       --delete-untagged  gc: also delete manifests no tag, pin, index or subject needs
@@ -54,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
         out: { type: 'string', short: 'o' },
         since: { type: 'string' },
         repair: { type: 'boolean' },
+        force: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         'delete-untagged': { type: 'boolean' },
         grace: { type: 'string' },
@@ -85,7 +87,7 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./bundle-commands.js')).freeze({ configFile: values.config ?? 'mirror.yml', out: values.out, since: values.since, images: rest, version: version() });
     case 'import':
       if (rest.length > 1) throw new UsageError(`import takes one bundle, got ${rest.length}`);
-      return (await import('./bundle-commands.js')).importBundle({ configFile: values.config ?? 'mirror.yml', file: rest[0] });
+      return (await import('./bundle-commands.js')).importBundle({ configFile: values.config ?? 'mirror.yml', file: rest[0], force: values.force === true });
     case 'verify':
       if (rest.length) throw new UsageError(`verify takes no arguments, got "${rest.join(' ')}"`);
       return (await import('./bundle-commands.js')).verify({ configFile: values.config ?? 'mirror.yml', repair: values.repair === true });

@@ -317,10 +317,17 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         if (request.method === 'DELETE') return deleteBlob(push(), named(), ep.digest, reply);
         throw new UnsupportedError(`${request.method} of blobs is not supported; upload through /v2/${ep.name}/blobs/uploads/`);
       case 'upload': {
-        // The mount source is resolved like the target (same ns) and judged on its stored name.
+        // The mount source is resolved like the target (same ns) and judged on its stored name,
+        // by the access rules and by the upstream's allow and deny lists.
         const mountFrom = async (from: string): Promise<ResolvedName | undefined> => {
           const r = await opts.registry.resolve({ name: from, ns });
-          return canPull(request)(r.storeName) ? r : undefined;
+          if (!canPull(request)(r.storeName)) return undefined;
+          try {
+            opts.registry.admit(r);
+          } catch {
+            return undefined;
+          }
+          return r;
         };
         return upload(push(), named(), ep.session, mountFrom, request, reply);
       }

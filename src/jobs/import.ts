@@ -8,6 +8,10 @@
  * entry, and every link and manifest reference is satisfied by the bundle or the store. Then
  * blobs are committed before the links that name them, so even a crash mid-commit leaves no
  * dangling link. On any failure the staged files are removed and the store is as it was.
+ *
+ * Imported names become local, which the upstreams' allow and deny lists do not govern; so a
+ * bundle carrying an image they deny is refused as a whole (before any blob when its header
+ * says so, and on its links before anything is published) unless forced.
  */
 import { createReadStream } from 'node:fs';
 import tar from 'tar-stream';
@@ -17,6 +21,7 @@ import { blobDescriptors, parseManifest } from '../oci/manifest.js';
 import type { StagedWrite } from '../storage/driver.js';
 import { parseLayoutPath, type LayoutFile } from '../storage/paths.js';
 import type { RegistryStore } from '../storage/registry-store.js';
+import type { Denial, PolicyMode } from '../mirror/policy.js';
 import { BUNDLE_JSON, BundleError, MAX_BUNDLE_JSON, SUMS, bundleId, parseBundleJson, type BundleManifest } from './bundle.js';
 
 export interface ImportReport {
@@ -31,6 +36,16 @@ export interface ImportReport {
   tagsUnchanged: number;
   repositories: number;
   ms: number;
+  /** What the allow and deny lists deny, imported anyway (--force, or policy.mode report). */
+  policyDenials: string[];
+}
+
+export interface ImportPolicy {
+  /** A stored name's (and tag's) denial (policy.ts storedNameJudge). */
+  judge(storeName: string, tag?: string): Denial | undefined;
+  mode: PolicyMode;
+  /** Import denied images anyway (airlock import --force). */
+  force?: boolean;
 }
 
 type LinkFile = Exclude<LayoutFile, { kind: 'blob' }>;
@@ -47,7 +62,39 @@ const MAX_SUMS = 256 * 2 ** 20;
 const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
 
 export class Importer {
-  constructor(private readonly store: RegistryStore, private readonly opts: { maxManifestSize: number; onProgress?(done: number, total: number): void }, private readonly log: Logger) {}
+  constructor(private readonly store: RegistryStore, private readonly opts: { maxManifestSize: number; onProgress?(done: number, total: number): void; policy?: ImportPolicy }, private readonly log: Logger) {}
+
+  /**
+   * The policy's denials of these images, one line per repository denied by name or per tag;
+   * throws when they refuse the import.
+   */
+  #policy(file: string, images: Iterable<{ name: string; tag?: string }>): string[] {
+    const policy = this.opts.policy;
+    if (!policy) return [];
+    const tags = new Map<string, Set<string>>();
+    for (const i of images) {
+      const s = tags.get(i.name) ?? new Set<string>();
+      if (i.tag !== undefined) s.add(i.tag);
+      tags.set(i.name, s);
+    }
+    const denials: string[] = [];
+    for (const [name, set] of tags) {
+      const whole = policy.judge(name);
+      if (whole) {
+        denials.push(`${name}: ${whole.message}`);
+        continue;
+      }
+      for (const tag of set) {
+        const d = policy.judge(name, tag);
+        if (d) denials.push(`${name}:${tag}: ${d.message}`);
+      }
+    }
+    if (denials.length > 0 && policy.mode === 'enforce' && !policy.force) {
+      const shown = denials.slice(0, 5).join('; ') + (denials.length > 5 ? `; and ${denials.length - 5} more` : '');
+      throw new BundleError(`${file} carries images the upstreams' allow and deny lists deny, so nothing was imported: ${shown} (airlock import --force imports it anyway)`);
+    }
+    return denials;
+  }
 
   async run(file: string): Promise<ImportReport> {
     const started = Date.now();
@@ -89,6 +136,8 @@ export class Importer {
             id = bundleId(bytes);
             sums.set(name, createHasher('sha256').update(bytes).digest('hex'));
             listed = new Map(header.blobs.map((b) => [b.digest, b.size]));
+            // Refused before any blob when the header already names a denied image.
+            this.#policy(file, header.images);
             total = header.blobs.reduce((a, b) => a + b.size, 0);
           } else if (name === SUMS) {
             if (size > MAX_SUMS) throw new BundleError(`entry ${name}: too large`);
@@ -137,8 +186,10 @@ export class Importer {
       for (const b of header.blobs) if (!blobs.has(b.digest)) throw new BundleError(`${file} is incomplete: blob ${b.digest} listed in ${BUNDLE_JSON} is missing`);
 
       const manifests = await this.#checkReferences(header, id, blobs, links);
+      // The links are what gets published, whatever the header said.
+      const policyDenials = this.#policy(file, [...links.values()].map(({ file: f }) => (f.kind === 'tag-current' || f.kind === 'tag-index' ? { name: f.name, tag: f.tag } : { name: f.name })));
       const report = await this.#commit(blobs, links);
-      const result: ImportReport = { id, base: header.base?.id ?? null, ...report, manifests, ms: Date.now() - started };
+      const result: ImportReport = { id, base: header.base?.id ?? null, ...report, manifests, ms: Date.now() - started, policyDenials };
       this.log.info(result, 'bundle imported');
       return result;
     } catch (e) {
@@ -246,7 +297,7 @@ export class Importer {
     return m.bytes;
   }
 
-  async #commit(blobs: Map<string, StagedBlob>, links: Map<string, { file: LinkFile; target: Digest }>): Promise<Omit<ImportReport, 'id' | 'base' | 'manifests' | 'ms'>> {
+  async #commit(blobs: Map<string, StagedBlob>, links: Map<string, { file: LinkFile; target: Digest }>): Promise<Omit<ImportReport, 'id' | 'base' | 'manifests' | 'ms' | 'policyDenials'>> {
     let blobsAdded = 0;
     let bytesAdded = 0;
     let blobsPresent = 0;

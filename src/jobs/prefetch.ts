@@ -96,9 +96,17 @@ export class Prefetcher {
       const r = parseImageReference(entry.name, this.opts.defaultRegistry);
       const target = imageTarget(r, this.opts.defaultRegistry);
       try {
-        const page = await this.registry.listTags(await this.registry.resolve(target), {});
-        const tags = selectTags(page.items, entry.tags, entry.newest);
+        const route = await this.registry.resolve(target);
+        // A repository the allow and deny lists deny fails here, before its tags are listed.
+        const page = await this.registry.listTags(route, {});
+        // Tags they deny are left out of the selection (and of `newest`); a reference naming
+        // one fails instead. An entry whose every matching tag is denied fails with the rule.
+        const denied = new Set(page.items.filter((t) => this.registry.denial(route, t) !== undefined));
+        const tags = selectTags(page.items.filter((t) => !denied.has(t)), entry.tags, entry.newest);
+        const skipped = selectTags([...denied], entry.tags);
+        if (tags.length === 0 && skipped[0] !== undefined) throw new Error(`every tag matching ${JSON.stringify(entry.tags ?? [])} is denied: ${this.registry.denial(route, skipped[0])?.message ?? ''}`);
         if (tags.length === 0) throw new Error(`no tag matches ${JSON.stringify(entry.tags ?? [])}`);
+        if (skipped.length > 0) this.log.info({ image: entry.name, tags: skipped }, 'tags denied by policy left out');
         for (const tag of tags) images.push({ label: `${entry.name}:${tag}`, target, ref: { kind: 'tag', tag } });
       } catch (e) {
         failures.push({ image: entry.name, platforms: [], newBlobs: 0, bytes: 0, ms: 0, outcome: 'failed', error: (e as Error).message });

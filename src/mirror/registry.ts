@@ -62,6 +62,8 @@ export interface Registry {
    * (a push), so a name that is local as written is taken as written, as registry:2 does.
    */
   resolve(target: Target, opts?: { create?: boolean }): Promise<ResolvedName>;
+  /** Throws DENIED when the upstream's allow and deny lists refuse the repository (policy.ts). */
+  admit(repository: ResolvedName): void;
   /** Resolves a manifest for a client whose Accept headers named `accept`. */
   getManifest(repository: ResolvedName, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse>;
   /** A blob linked to the repository. `head` asks for size only, no download. */
