@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests use, when any is missing: CNCF Distribution
-# (docker-registry), skopeo, openssl, containerd (ctr), podman, a single-node Ceph (monitor, OSD,
-# RADOS Gateway and their tools, for a real S3 store) and Go with the Go libraries the OCI
-# conformance suite is built with. Quiet and quick when
+# (docker-registry), skopeo, openssl, containerd (ctr), podman, promtool (prometheus), a
+# single-node Ceph (monitor, OSD, RADOS Gateway and their tools, for a real S3 store) and Go with
+# the Go libraries the OCI conformance suite is built with. Quiet and quick when
 # everything is there. No service is started: the tests run their own, on private sockets/ports.
 set -euo pipefail
 
@@ -12,6 +12,8 @@ command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ctr >/dev/null 2>&1 && command -v containerd >/dev/null 2>&1 || need+=(containerd)
 command -v podman >/dev/null 2>&1 || need+=(podman)
+# promtool (in Debian's prometheus package) checks and unit-tests deploy/prometheus's alerting rules.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # Ceph: test/helpers/radosgw.ts runs ceph-mon, ceph-osd and radosgw itself, in a temp dir.
 command -v ceph-mon >/dev/null 2>&1 && command -v monmaptool >/dev/null 2>&1 || need+=(ceph-mon ceph-base)
 command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
@@ -52,6 +54,10 @@ fi
 pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet containerd 2>/dev/null; then
   $SUDO systemctl disable --now containerd >/dev/null 2>&1 || true
+fi
+# Only promtool is wanted from the prometheus package, never its server (port 9090).
+if [[ " ${need[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 # Ceph's packages enable their targets; the tests' cluster is its own. Only when this run installed
 # Ceph (a machine's own cluster is left alone).

@@ -1,6 +1,7 @@
 /**
  * The one place that constructs concrete classes and wires them together.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
@@ -14,6 +15,7 @@ import { access as fsAccess, constants } from 'node:fs/promises';
 import type { Logger } from '../logging/logger.js';
 import { Prefetcher, schedulePrefetch, type PrefetchProgress, type PrefetchReport } from '../jobs/prefetch.js';
 import { MirrorRegistry } from '../mirror/mirror-registry.js';
+import { UpstreamPolicy } from '../mirror/policy.js';
 import { Router } from '../mirror/router.js';
 import { UpstreamClient } from '../upstream/client.js';
 import type { RegistryStore } from '../storage/registry-store.js';
@@ -75,13 +77,15 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
   const registry: MirrorRegistry = new MirrorRegistry(
     store,
     router,
-    { tagTTL: config.cache.tagTTL, maxManifestSize: config.http.maxManifestSize, defaultPageSize: config.http.maxPageEntries, maxResumes: config.cache.maxResumes, redirect: config.storage.redirect },
+    { tagTTL: config.cache.tagTTL, maxManifestSize: config.http.maxManifestSize, defaultPageSize: config.http.maxPageEntries, maxResumes: config.cache.maxResumes, redirect: config.storage.redirect, policy: UpstreamPolicy.fromConfig(config) },
     logger,
     {
       onManifest: (outcome) => metrics.cache.inc({ kind: 'manifest', outcome }),
       onBlob: (outcome) => metrics.cache.inc({ kind: 'blob', outcome }),
       onFill: (outcome, bytes) => {
-        metrics.fills.inc({ outcome });
+        // A fill with no room under storage.maxSize still served its clients: done, not stored.
+        metrics.fills.inc({ outcome: outcome === 'failed' ? 'failed' : 'done' });
+        if (outcome === 'not_stored') metrics.fillsNotStored.inc();
         if (outcome === 'done') {
           metrics.storeBytes.inc(bytes);
           // A store that grew is checked against its limit a second after the last fill of a
@@ -99,12 +103,14 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
       },
       onDigestMismatch: () => metrics.digestMismatches.inc(),
       onManifestServed: (name, digest) => accessTimes.touch(name, digest.toString()),
+      onPolicyDenial: (upstream, mode) => metrics.policyDenials.inc({ upstream, mode }),
     },
     fleet,
   );
   metrics.countFillsWith(() => registry.fillsInFlight);
   if (fleet) metrics.watchFleet(fleet.stats);
   const maxSize = config.storage.maxSize;
+  if (maxSize !== undefined) metrics.storeCeiling(maxSize);
   if (maxSize !== undefined) {
     evictor = new Evictor(
       store,
@@ -119,7 +125,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
           const r = await registry.resolve({ name: repo }).catch(() => undefined);
           return r !== undefined && r.storeName === repo && !r.local && r.upstream !== undefined;
         },
-        busy: () => registry.fillingDigests(),
+        busy: () => registry.inUseDigests(),
         extraBytes: () => push.openUploadBytes(),
         recentMs: config.storage.evictMinAge,
       },
@@ -129,6 +135,8 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
         metrics.evictedBytes.inc(bytes);
       },
     );
+    // maxSize is a ceiling: fills (and manifests) get their room from it before they commit.
+    registry.space = evictor;
   }
   const runEviction = async () => {
     try {
@@ -142,6 +150,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
   const push = new PushService(store, pushOptions(config), logger.child({ component: 'push' }));
   let access = config.auth ? await AccessControl.load(config.auth, logger.child({ component: 'auth' })) : undefined;
   const https = config.tls ? await readTls(config.tls) : undefined;
+  if (https) metrics.tlsCertExpires(https.notAfter);
   // Loaded here, not at the top: jobs that only need the registry skip the HTTP stack's modules.
   const { buildApp, addMetricsRoute, addReadinessRoute } = await import('../http/app.js');
   const readiness = readinessCheck(config.storage.root, upstreams);
@@ -221,18 +230,24 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
       // Prepare everything first: any failure leaves the running configuration untouched.
       const tlsFiles = target.tls && current.tls ? await readTls(target.tls) : undefined;
       const nextAccess = target.auth ? await AccessControl.load(target.auth, logger.child({ component: 'auth' })) : undefined;
-      const upstreamsChanged = next !== undefined && (!same(next.upstreams, current.upstreams) || next.defaultUpstream !== current.defaultUpstream || !same(next.push.repositories, current.push.repositories));
+      // The allow and deny lists are not the clients' business: changing them keeps the clients (and their tokens).
+      const nextPolicy = next ? UpstreamPolicy.fromConfig(next) : undefined;
+      const upstreamsChanged = next !== undefined && (!same(withoutLists(next.upstreams), withoutLists(current.upstreams)) || next.defaultUpstream !== current.defaultUpstream || !same(next.push.repositories, current.push.repositories));
       const nextUpstreams = upstreamsChanged && next ? await createUpstreams(next, logger) : undefined;
       // Swap.
-      if (tlsFiles) (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext(tlsFiles);
+      if (tlsFiles) {
+        (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ cert: tlsFiles.cert, key: tlsFiles.key });
+        metrics.tlsCertExpires(tlsFiles.notAfter);
+      }
       access = nextAccess;
       if (next) {
         logger.level = next.log.level;
         const r = nextUpstreams ? new Router(nextUpstreams, next.defaultUpstream, next.push.repositories) : registry.router;
-        registry.reconfigure(r, { tagTTL: next.cache.tagTTL, maxManifestSize: current.http.maxManifestSize, defaultPageSize: current.http.maxPageEntries, maxResumes: next.cache.maxResumes, redirect: current.storage.redirect });
+        registry.reconfigure(r, { tagTTL: next.cache.tagTTL, maxManifestSize: current.http.maxManifestSize, defaultPageSize: current.http.maxPageEntries, maxResumes: next.cache.maxResumes, redirect: current.storage.redirect, policy: nextPolicy });
         push.reconfigure(pushOptions({ ...next, storage: current.storage }));
         if (nextUpstreams) {
           const old = [...upstreams.values()];
+          for (const [k, v] of nextUpstreams) v.keepRateLimit(upstreams.get(k));
           upstreams.clear();
           for (const [k, v] of nextUpstreams) upstreams.set(k, v);
           metrics.watchUpstreams(upstreams);
@@ -300,6 +315,7 @@ export async function createUpstreams(config: Config, logger: Logger): Promise<M
           connectTimeout: u.timeouts.connect,
           readTimeout: u.timeouts.read,
           retries: u.retries,
+          rateLimitReserve: u.rateLimitReserve,
         },
         logger.child({ upstream: name }),
       ),
@@ -314,8 +330,11 @@ function pushOptions(config: Config): PushOptions {
   return { deleteEnabled: config.storage.delete.enabled, abandonAfter, maxUploads, maxBlobSize: limits.length > 0 ? Math.min(...limits) : undefined };
 }
 
-/** TLS files, checked to form a usable key pair before they replace anything. */
-async function readTls(tls: NonNullable<Config['tls']>): Promise<{ cert: Buffer; key: Buffer }> {
+/**
+ * TLS files, checked to form a usable key pair before they replace anything, and when the
+ * certificate (the first in tls.cert: the server's own) expires, in Unix seconds.
+ */
+async function readTls(tls: NonNullable<Config['tls']>): Promise<{ cert: Buffer; key: Buffer; notAfter: number }> {
   const read = async (what: 'cert' | 'key') => {
     try {
       return await readFile(tls[what]);
@@ -329,7 +348,7 @@ async function readTls(tls: NonNullable<Config['tls']>): Promise<{ cert: Buffer;
   } catch (e) {
     throw new Error(`tls: ${tls.cert} and ${tls.key} are not a usable certificate and key: ${(e as Error).message}`, { cause: e });
   }
-  return files;
+  return { ...files, notAfter: Date.parse(new X509Certificate(files.cert).validTo) / 1000 };
 }
 
 /** Removes abandoned uploads at start and then every `every` ms; returns the stop function. */
@@ -383,6 +402,11 @@ function readinessCheck(root: string, upstreams: Map<string, UpstreamClient>) {
     }
     return { ready: store.value === 'writable', store: store.value, upstreams: await probes.value };
   };
+}
+
+/** The upstreams' settings but their allow and deny lists (which the policy, not the clients, applies). */
+function withoutLists(upstreams: Config['upstreams']): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(upstreams).map(([k, { allow: _allow, deny: _deny, ...rest }]) => [k, rest]));
 }
 
 /** Whether two configuration values (plain data from YAML) are equal. */

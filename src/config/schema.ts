@@ -84,6 +84,18 @@ const upstream = z.strictObject({
   }).prefault({}),
   /** Attempts after the first on connection errors, 5xx and 429. */
   retries: z.number().int().min(0).max(10).default(3),
+  /**
+   * Under this many requests left in the upstream's rate-limit window (its ratelimit-remaining
+   * header), stored tags are served without revalidation until the window resets; 0: never.
+   */
+  rateLimitReserve: z.number().int().min(0).max(1_000_000).default(10),
+  /**
+   * Repositories on this upstream (library/nginx, with a tag pattern: library/nginx:1.27.*) that
+   * may be fetched and served; with a list, everything else is denied (README "Allow and deny lists").
+   */
+  allow: z.array(z.string().min(1).max(300)).optional(),
+  /** Repositories (and tags) on this upstream never fetched nor served; deny wins over allow. */
+  deny: z.array(z.string().min(1).max(300)).default([]),
 }).refine((u) => (u.username === undefined) === (u.password === undefined), { message: 'username and password go together' });
 
 const platform = z.string().refine((v) => {
@@ -182,6 +194,10 @@ export const configSchema = z.strictObject({
   upstreams: z.record(z.string().regex(REGISTRY_HOST, 'expected a registry host name such as docker.io'), upstream).default({}),
   /** Where names without a registry go (Docker's registry-mirrors sends them so). */
   defaultUpstream: z.string().default('docker.io'),
+  /** How upstreams.<host>.allow and .deny apply: enforce (403 DENIED), or report (serve; log and count what would be denied). */
+  policy: z.strictObject({
+    mode: z.enum(['enforce', 'report']).default('enforce'),
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).prefault({}),
@@ -252,6 +268,36 @@ export type PushConfig = Config['push'];
 export type AuthConfig = NonNullable<Config['auth']>;
 export type TlsConfig = NonNullable<Config['tls']>;
 export type PrefetchImageConfig = PrefetchConfig['images'][number];
+export type PolicyConfig = Config['policy'];
+
+/**
+ * One entry of upstreams.<host>.allow or .deny: a glob over the repository's name on that
+ * upstream (`library/nginx`, `org/*`; `**` spans components), optionally `:` and a tag pattern
+ * (a glob like `1.27.*` or a semver range like `>=1.26 <2`, as prefetch's tags). Throws a
+ * one-line message for an entry that could never match what the upstream is asked for.
+ */
+export function parsePolicyRule(host: string, rule: string): { repository: string; tag?: string } {
+  const colon = rule.indexOf(':');
+  const repository = colon < 0 ? rule : rule.slice(0, colon);
+  const tag = colon < 0 ? undefined : rule.slice(colon + 1);
+  if (!/^[^\sA-Z@]+$/.test(repository)) throw new TypeError(`"${rule}": expected a repository glob in lower case, such as library/nginx or org/**, optionally :TAG-PATTERN`);
+  const registry = normalizeRegistryHost(host);
+  const first = repository.split('/')[0] as string;
+  if (repository.includes('/') && normalizeRegistryHost(first) === registry) {
+    throw new TypeError(`"${rule}": rules name the repository on ${host} without its host, such as "${repository.slice(first.length + 1)}"`);
+  }
+  if (registry === 'docker.io' && !repository.includes('/') && !repository.includes('**')) {
+    throw new TypeError(`"${rule}" matches nothing: Docker Hub repositories have a namespace; write "library/${repository}" for an official image`);
+  }
+  if (tag !== undefined) {
+    try {
+      checkTagPattern(tag);
+    } catch (e) {
+      throw new TypeError(`"${rule}": ${(e as Error).message}`);
+    }
+  }
+  return tag === undefined ? { repository } : { repository, tag };
+}
 
 /** One line per problem: `storage.root: expected string, received number`. */
 /** Cross-key checks that the schema cannot express. */
@@ -265,6 +311,17 @@ export function checkConfig(c: Config): string | undefined {
   if (c.storage.redirect && c.storage.driver !== 's3') return 'storage.redirect: needs storage.driver: s3 (a filesystem has no URL to redirect to)';
   if (c.fleet && c.storage.driver !== 's3') return 'fleet: replicas share a bucket; set storage.driver: s3';
   if (c.storage.evictTo >= c.storage.evictAt) return `storage.evictTo (${c.storage.evictTo}) must be below storage.evictAt (${c.storage.evictAt})`;
+  for (const [host, u] of Object.entries(c.upstreams)) {
+    for (const list of ['allow', 'deny'] as const) {
+      for (const [i, rule] of (u[list] ?? []).entries()) {
+        try {
+          parsePolicyRule(host, rule);
+        } catch (e) {
+          return `upstreams.${host}.${list}.${i}: ${(e as Error).message}`;
+        }
+      }
+    }
+  }
   for (const [i, img] of c.prefetch.images.entries()) {
     if (typeof img === 'string') continue;
     for (const t of img.tags ?? []) {

@@ -15,12 +15,17 @@ export class Metrics {
   readonly upstreamExchanges: client.Counter<'upstream' | 'status'>;
   readonly fillsInFlight: client.Gauge;
   readonly fills: client.Counter<'outcome'>;
+  readonly fillsNotStored: client.Counter;
   readonly digestMismatches: client.Counter;
   readonly storeBytes: client.Gauge;
   readonly storeBlobs: client.Gauge;
+  /** Registered on first use (storeCeiling, tlsCertExpires): an unset gauge would read 0. */
+  #storeMaxBytes?: client.Gauge;
+  #tlsCertExpiry?: client.Gauge;
   readonly evictions: client.Counter;
   readonly evictedBytes: client.Counter;
   readonly prefetchImages: client.Counter<'outcome'>;
+  readonly policyDenials: client.Counter<'upstream' | 'mode'>;
 
   #upstreams: UpstreamClient[] = [];
   #fillsInFlight: () => number = () => 0;
@@ -43,12 +48,14 @@ export class Metrics {
       },
     });
     this.fills = new client.Counter({ name: 'airlock_fills_total', help: 'Blob fills finished, by outcome', labelNames: ['outcome'], registers: r });
+    this.fillsNotStored = new client.Counter({ name: 'airlock_fills_not_stored_total', help: 'Blob fills served to their clients but not stored: no room under storage.maxSize', registers: r });
     this.digestMismatches = new client.Counter({ name: 'airlock_digest_mismatches_total', help: 'Upstream content that did not match its digest (never stored)', registers: r });
     this.storeBytes = new client.Gauge({ name: 'airlock_store_bytes', help: 'Bytes of blobs in the store (at the last scan or change)', registers: r });
     this.storeBlobs = new client.Gauge({ name: 'airlock_store_blobs', help: 'Blobs in the store (at the last scan)', registers: r });
     this.evictions = new client.Counter({ name: 'airlock_evictions_total', help: 'Images evicted to stay under storage.maxSize', registers: r });
     this.evictedBytes = new client.Counter({ name: 'airlock_evicted_bytes_total', help: 'Bytes of blobs removed by eviction', registers: r });
     this.prefetchImages = new client.Counter({ name: 'airlock_prefetch_images_total', help: 'Images handled by prefetch runs, by outcome', labelNames: ['outcome'], registers: r });
+    this.policyDenials = new client.Counter({ name: 'airlock_policy_denials_total', help: 'Requests the upstream allow and deny lists denied (mode enforce) or would have denied (mode report)', labelNames: ['upstream', 'mode'], registers: r });
 
     const retired = () => this.#retired;
     const current = () => this.#upstreams;
@@ -73,6 +80,22 @@ export class Metrics {
         for (const u of current()) this.set({ upstream: u.name }, u.available ? 1 : 0);
       },
     });
+    // The upstream's own counts (ratelimit-remaining, ratelimit-limit) until its window resets;
+    // absent before it sent them and after the window, when they are no longer known.
+    const rateLimit = (name: string, help: string, pick: (u: UpstreamClient) => number | undefined) =>
+      new client.Gauge({
+        name, help, labelNames: ['upstream'], registers: r,
+        collect() {
+          this.reset();
+          for (const u of current()) {
+            const v = pick(u);
+            if (v !== undefined) this.set({ upstream: u.name }, v);
+          }
+        },
+      });
+    rateLimit('airlock_upstream_ratelimit_remaining', 'Requests left in the upstream\'s rate-limit window (its ratelimit-remaining header), until the window resets', (u) => u.rateLimitNow()?.remaining);
+    rateLimit('airlock_upstream_ratelimit_limit', 'Requests the upstream allows per rate-limit window (its ratelimit-limit header), until the window resets', (u) => u.rateLimitNow()?.limit);
+    rateLimit('airlock_upstream_ratelimit_reserve', 'upstreams.<host>.rateLimitReserve: under this many remaining, stored tags are served without revalidation', (u) => u.rateLimitReserve);
     this.watchUpstreams(upstreams);
   }
 
@@ -107,6 +130,18 @@ export class Metrics {
     total('airlock_fleet_takeovers_total', 'Fill leases taken over from a replica that stopped renewing them', () => stats.takeovers);
     total('airlock_fleet_peer_bytes_total', 'Blob bytes received from other replicas', () => stats.peerBytes);
     total('airlock_fleet_tag_checks_shared_total', 'Tag revalidations left to another replica (once per tag per TTL window for the fleet)', () => stats.tagChecksShared);
+  }
+
+  /** storage.maxSize: the ceiling airlock_store_bytes is kept under (absent without one). */
+  storeCeiling(bytes: number): void {
+    this.#storeMaxBytes ??= new client.Gauge({ name: 'airlock_store_max_bytes', help: 'The store\'s ceiling, storage.maxSize (absent without one)', registers: [this.registry] });
+    this.#storeMaxBytes.set(bytes);
+  }
+
+  /** When the certificate served on the listen port (tls.cert) expires, in Unix seconds (absent without tls). */
+  tlsCertExpires(unixSeconds: number): void {
+    this.#tlsCertExpiry ??= new client.Gauge({ name: 'airlock_tls_cert_expiry_timestamp_seconds', help: 'When the certificate served on the listen port (tls.cert) expires, as a Unix time (absent without tls)', registers: [this.registry] });
+    this.#tlsCertExpiry.set(unixSeconds);
   }
 
   /** Where the fills-in-flight gauge reads its value when scraped. */

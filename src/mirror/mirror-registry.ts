@@ -3,7 +3,8 @@
  * - manifests by digest: local first, else fetched once, verified, stored; never revalidated;
  * - manifests by tag: trusted for cache.tagTTL, then revalidated with a HEAD (Docker Hub does
  *   not count HEADs), fetched only when the digest changed; served stale when the upstream is
- *   unreachable, slow, failing or rate limiting, so a disconnected site keeps working;
+ *   unreachable, slow, failing or rate limiting, so a disconnected site keeps working, and
+ *   without revalidation while the upstream's rate limit is under its reserve;
  * - blobs: local first, else one fill per digest that every client follows (blob-fill.ts).
  * With no upstream for a name, the store is served as a plain registry and nothing goes out.
  */
@@ -11,16 +12,17 @@ import { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../logging/logger.js';
 import { Digest, digestBytes } from '../oci/digest.js';
-import { BlobUnknownError, DigestMismatchError, ManifestInvalidError, ManifestUnknownError, MirrorError, NameUnknownError, UpstreamBadResponseError } from '../oci/errors.js';
+import { BlobUnknownError, DeniedError, DigestMismatchError, ManifestInvalidError, ManifestUnknownError, MirrorError, NameUnknownError, UpstreamBadResponseError } from '../oci/errors.js';
 import { parseManifest } from '../oci/manifest.js';
 import { paginate, type PageRequest } from '../oci/pagination.js';
 import { parseRepositoryName, type ManifestReference } from '../oci/reference.js';
 import type { RegistryStore, StoredManifest } from '../storage/registry-store.js';
 import type { UpstreamClient } from '../upstream/client.js';
-import { BlobFill, type FillSource } from './blob-fill.js';
+import { BlobFill, type FillSource, type StoreSpace } from './blob-fill.js';
 import type { Fleet } from './fleet.js';
 import { catalogPage } from './catalog.js';
 import { negotiateManifest } from './negotiate.js';
+import type { Denial, UpstreamPolicy } from './policy.js';
 import type { BlobResponse, ManifestResponse, Page, Registry, Target } from './registry.js';
 import { refusedError, type Route, type Router } from './router.js';
 
@@ -33,15 +35,20 @@ export interface MirrorRegistryOptions {
   maxResumes: number;
   /** Answer stored blobs with a redirect to the object store (storage.redirect). */
   redirect?: boolean;
+  /** Allow and deny lists per upstream (policy.ts); mirrored names only. */
+  policy?: UpstreamPolicy;
 }
 
 export interface MirrorEvents {
   onManifest?(outcome: NonNullable<ManifestResponse['cache']>): void;
   onBlob?(outcome: 'hit' | 'miss'): void;
-  onFill?(outcome: 'done' | 'failed', bytes: number, error?: Error): void;
+  /** `not_stored`: served to its clients, but there was no room under storage.maxSize. */
+  onFill?(outcome: 'done' | 'failed' | 'not_stored', bytes: number, error?: Error): void;
   onDigestMismatch?(): void;
   /** A manifest was served from (or into) the store: eviction's last-access record. */
   onManifestServed?(storeName: string, digest: Digest): void;
+  /** A request the allow and deny lists deny (enforce) or would deny (report). */
+  onPolicyDenial?(upstream: string, mode: 'enforce' | 'report'): void;
 }
 
 export type UpstreamRoute = Route<UpstreamClient>;
@@ -56,6 +63,12 @@ export class MirrorRegistry implements Registry {
   readonly #flights = new Map<string, Promise<ManifestResponse>>();
   /** store name + tag → when the tag was last confirmed with the upstream. */
   readonly #tagChecked = new LRUCache<string, number>({ max: 20_000 });
+  /** Fills that found no room (storage.maxSize) while their staged copy still serves clients. */
+  readonly #unstored = new Set<BlobFill>();
+  /** Streams of blobs open now, per digest (eviction leaves them alone: an object store has no unlink). */
+  readonly #reading = new Map<string, number>();
+  /** Room under storage.maxSize, made before a blob or manifest is stored (compose sets the evictor). */
+  space?: StoreSpace;
 
   constructor(
     readonly store: RegistryStore,
@@ -84,11 +97,32 @@ export class MirrorRegistry implements Registry {
     return new Set([...this.#fills.values()].map((f) => f.digest.toString()));
   }
 
+  /** Digests being filled or read now. */
+  inUseDigests(): Set<string> {
+    const s = this.fillingDigests();
+    for (const d of this.#reading.keys()) s.add(d);
+    return s;
+  }
+
+  /** Counts `stream` as a reader of `digest` until it closes. */
+  #reader<T extends Readable>(digest: Digest, stream: T): T {
+    const key = digest.toString();
+    this.#reading.set(key, (this.#reading.get(key) ?? 0) + 1);
+    stream.once('close', () => {
+      const n = (this.#reading.get(key) ?? 1) - 1;
+      if (n > 0) this.#reading.set(key, n);
+      else this.#reading.delete(key);
+    });
+    return stream;
+  }
+
   /** Stops every fill (their temp objects are removed) and waits until they have settled. */
   async abortFills(): Promise<void> {
     const fills = [...this.#fills.values()];
     for (const f of fills) f.abort('airlock is shutting down');
     await Promise.allSettled(fills.map((f) => f.done));
+    // Fills not stored (storage.maxSize) keep a staged copy for their clients a moment longer.
+    await Promise.allSettled([...this.#unstored].map((f) => f.discard()));
   }
 
   /**
@@ -110,6 +144,35 @@ export class MirrorRegistry implements Registry {
     return route;
   }
 
+  /**
+   * What the allow and deny lists say of a mirrored name (and tag): the denial while they are
+   * enforced, else undefined. Local names (no upstream) are not subject to them.
+   */
+  denial(route: UpstreamRoute, tag?: string): Denial | undefined {
+    const policy = this.opts.policy;
+    if (!route.upstream || !policy || policy.mode !== 'enforce') return undefined;
+    return policy.check(route.upstream.name, route.upstreamRepository, tag);
+  }
+
+  /**
+   * The lists' gate, before the store or the upstream is asked: a denied mirrored name is denied
+   * whether or not its content is cached. In report mode the request goes on, logged and counted.
+   */
+  admit(route: UpstreamRoute, tag?: string): void {
+    const policy = this.opts.policy;
+    if (!route.upstream || !policy) return;
+    const d = policy.check(route.upstream.name, route.upstreamRepository, tag);
+    if (!d) return;
+    this.events.onPolicyDenial?.(d.upstream, policy.mode);
+    const fields = { repository: route.storeName, upstream: d.upstream, upstreamRepository: d.repository, tag, rule: d.rule ?? `upstreams.${d.upstream}.allow` };
+    if (policy.mode === 'report') {
+      this.log.warn(fields, `policy (report mode) would deny: ${d.message}`);
+      return;
+    }
+    this.log.info(fields, 'denied by policy');
+    throw new DeniedError(d.message, { detail: { name: route.storeName, ...(tag === undefined ? {} : { tag }), rule: fields.rule } });
+  }
+
   #single<T extends ManifestResponse>(key: string, fn: () => Promise<T>): Promise<ManifestResponse> {
     const pending = this.#flights.get(key);
     if (pending) return pending;
@@ -121,6 +184,7 @@ export class MirrorRegistry implements Registry {
   // ---- manifests ----------------------------------------------------------------------------
 
   async getManifest(route: UpstreamRoute, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse> {
+    this.admit(route, ref.kind === 'tag' ? ref.tag : undefined);
     const m = await this.#manifest(route, ref);
     const chosen = await negotiateManifest(m, ref, accept, (d) => this.#manifest(route, { kind: 'digest', digest: d }).catch(() => undefined));
     const outcome = chosen.cache ?? 'hit';
@@ -147,6 +211,9 @@ export class MirrorRegistry implements Registry {
     const key = `${route.storeName}:${ref.tag}`;
     const checked = this.#tagChecked.get(key);
     if (local && checked !== undefined && Date.now() - checked < this.opts.tagTTL) return { ...local, cache: 'hit' };
+    // Near the end of the upstream's rate limit, what is left is kept for clients' cold pulls: a
+    // stored tag is served as it is, unrevalidated, until the window resets (client.ts warns once).
+    if (local && upstream.rateLimitReserveHeld()) return { ...local, cache: 'stale' };
     return this.#single(`tag ${key}`, async () => {
       let claim: Awaited<ReturnType<Fleet['claimTagCheck']>> | undefined;
       try {
@@ -204,7 +271,20 @@ export class MirrorRegistry implements Registry {
       if (e instanceof ManifestInvalidError) throw new UpstreamBadResponseError(`upstream ${upstream.name} sent an invalid manifest: ${e.message}`, { cause: e });
       throw e;
     }
-    return this.store.putManifest(route.storeName, res.bytes, tag, algorithm);
+    // Under storage.maxSize, room first; with none, the manifest is served but not stored.
+    if (!this.space || (await this.store.statBlob(actual))) return this.store.putManifest(route.storeName, res.bytes, tag, algorithm);
+    const room = await this.space.reserve(res.bytes.length, actual.toString());
+    if (!room) {
+      this.log.warn({ repository: route.storeName, reference, digest: actual.toString(), sizeBytes: res.bytes.length }, 'manifest served but not stored: no room under storage.maxSize (the rest is pinned, local or in use)');
+      return { digest: actual, bytes: res.bytes, mediaType: parseManifest(res.bytes).mediaType };
+    }
+    try {
+      const stored = await this.store.putManifest(route.storeName, res.bytes, tag, algorithm);
+      room.settle(true);
+      return stored;
+    } finally {
+      room.settle(false);
+    }
   }
 
   // ---- blobs --------------------------------------------------------------------------------
@@ -232,6 +312,7 @@ export class MirrorRegistry implements Registry {
   }
 
   async getBlob(route: UpstreamRoute, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse> {
+    this.admit(route);
     const found = await this.#findBlob(route, digest);
     if ('size' in found) return this.#local(digest, found.size);
     const { upstream } = found;
@@ -245,12 +326,16 @@ export class MirrorRegistry implements Registry {
     if (fill.size === undefined) {
       // No Content-Length from the upstream: wait for the whole blob, then serve it.
       await fill.done;
-      const stored = await this.store.statBlob(digest);
-      if (!stored) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
-      return this.#local(digest, stored.size);
+      if (fill.stored !== false) {
+        const stored = await this.store.statBlob(digest);
+        if (!stored) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+        return this.#local(digest, stored.size);
+      }
+      // Not stored (no room under storage.maxSize): the fill's staged copy serves it all the same.
     }
+    const size = fill.size ?? 0;
     this.events.onBlob?.('miss');
-    return { digest, size: fill.size, cache: 'miss', rangeable: false, open: async (range) => fill.follow(range?.start, range?.end) };
+    return { digest, size, cache: 'miss', rangeable: false, open: async (range) => this.#reader(digest, fill.follow(range?.start, range?.end)) };
   }
 
   /**
@@ -259,6 +344,7 @@ export class MirrorRegistry implements Registry {
    * starts the fill and waits for its commit. `onBytes` reports progress.
    */
   async fetchBlob(route: UpstreamRoute, digest: Digest, onBytes?: (n: number) => void): Promise<{ fetched: boolean; size: number }> {
+    this.admit(route);
     const found = await this.#findBlob(route, digest);
     if ('size' in found) return { fetched: false, size: found.size };
     const fill = await this.#join(route, found.upstream, digest);
@@ -276,6 +362,7 @@ export class MirrorRegistry implements Registry {
     } finally {
       fill.off('progress', progress);
     }
+    if (fill.stored === false) throw new Error(`no room in the store for ${digest.toString()} (${fill.size ?? 0} bytes) under storage.maxSize: the rest is pinned, local or in use`);
     const stored = await this.store.statBlob(digest);
     if (!stored) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
     if (stored.size > seen) onBytes?.(stored.size - seen);
@@ -295,7 +382,7 @@ export class MirrorRegistry implements Registry {
         const s = await this.store.openBlob(digest, range);
         // Removed between stat and open (gc, eviction): a clean 404 rather than a broken stream.
         if (!s) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
-        return s;
+        return this.#reader(digest, s);
       },
     };
   }
@@ -339,6 +426,7 @@ export class MirrorRegistry implements Registry {
       {
         maxResumes: this.opts.maxResumes,
         log: this.log,
+        space: this.space,
         onSettled: (outcome, bytes, error) => {
           // Blob bytes received from the upstream (manifests are counted by the client itself).
           upstream.stats.bytes += bytes - (fleetSource?.otherBytes ?? 0);
@@ -350,7 +438,12 @@ export class MirrorRegistry implements Registry {
     fill.repositories.add(route.storeName);
     this.#fills.set(key, fill);
     fill.done.then(
-      () => this.#fills.delete(key),
+      () => {
+        this.#fills.delete(key);
+        if (fill.stored !== false) return;
+        this.#unstored.add(fill);
+        fill.once('released', () => this.#unstored.delete(fill));
+      },
       () => this.#fills.delete(key),
     );
     return fill;
@@ -374,12 +467,13 @@ export class MirrorRegistry implements Registry {
     const info = await this.store.statBlob(digest);
     if (!info || offset > info.size) return undefined;
     const body = offset < info.size ? await this.store.openBlob(digest, { start: offset, end: info.size - 1 }) : Readable.from([]);
-    return body ? { size: info.size, body } : undefined;
+    return body ? { size: info.size, body: this.#reader(digest, body) } : undefined;
   }
 
   // ---- listings -----------------------------------------------------------------------------
 
   async listTags(route: UpstreamRoute, page: PageRequest): Promise<Page> {
+    this.admit(route);
     const local = await this.store.listTags(route.storeName);
     let remote: string[] | undefined;
     if (route.upstream) {

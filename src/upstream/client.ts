@@ -2,8 +2,9 @@
  * The client for one upstream registry: a keep-alive pool, token auth, redirects of blob
  * requests followed server-side without Authorization on a cross-origin hop (S3 and CDNs reject
  * a second auth mechanism) and within redirect-policy.ts's rules, bounded retries with backoff on
- * connection errors, 5xx and 429 (honouring Retry-After), rate-limit headers read, and a circuit
- * breaker so that a dead upstream fails fast.
+ * connection errors, 5xx and 429 (honouring Retry-After), rate-limit headers read (rate-limit.ts:
+ * under rateLimitReserve the mirror stops revalidating tags until the window resets), and a
+ * circuit breaker so that a dead upstream fails fast.
  *
  * What is trusted from where: a 401 challenge only from the upstream's own origin (a CDN's 401 is
  * that request's failure); a token realm only as realm-policy.ts allows. The breaker counts only
@@ -27,6 +28,7 @@ import {
 } from '../oci/errors.js';
 import { MANIFEST_MEDIA_TYPES } from '../oci/media-types.js';
 import { Authenticator, TokenError } from './auth.js';
+import { parseRateLimit, parseRetryAfter, type RateLimit } from './rate-limit.js';
 import { RedirectPolicy, RedirectRefusedError } from './redirect-policy.js';
 import { trustedContext } from './trusted-roots.js';
 
@@ -47,14 +49,14 @@ export interface UpstreamClientConfig {
   connectTimeout: number;
   readTimeout: number;
   retries: number;
+  /**
+   * Under this many requests left in the upstream's rate-limit window, tags are served from the
+   * store without revalidation until the window resets (0: never). Default 10.
+   */
+  rateLimitReserve?: number;
 }
 
-export interface RateLimit {
-  limit?: string;
-  remaining?: string;
-  retryAfter?: number;
-  at: number;
-}
+export { parseRetryAfter, type RateLimit } from './rate-limit.js';
 
 export interface UpstreamStats {
   requests: number;
@@ -101,6 +103,7 @@ export class UpstreamClient {
   #baseCheck: Promise<boolean> | undefined;
   #consecutiveFailures = 0;
   #openUntil = 0;
+  /** What the upstream's last response with a ratelimit-remaining header said. */
   rateLimit: RateLimit | undefined;
   readonly stats: UpstreamStats = { requests: 0, errors: 0, bytes: 0, tokenRequests: 0 };
   /** Called once per HTTP exchange with the upstream (status, or 'error'; seconds to headers), for metrics. */
@@ -144,14 +147,48 @@ export class UpstreamClient {
   }
 
   #readRateLimit(headers: Dispatcher.ResponseData['headers']): void {
-    const remaining = headers['ratelimit-remaining'];
-    const limit = headers['ratelimit-limit'];
-    const retryAfter = parseRetryAfter(headers['retry-after']);
-    if (remaining !== undefined || retryAfter !== undefined) {
-      this.rateLimit = { remaining: String(remaining ?? ''), limit: limit === undefined ? undefined : String(limit), retryAfter, at: Date.now() };
-      if (retryAfter !== undefined) this.log.warn({ upstream: this.name, rateLimit: this.rateLimit }, 'upstream rate limit');
-      else this.log.debug({ upstream: this.name, rateLimit: this.rateLimit }, 'upstream rate limit');
+    const now = Date.now();
+    const retryAfter = parseRetryAfter(headers['retry-after'], now);
+    const next = parseRateLimit(headers, now);
+    if (retryAfter !== undefined) this.log.warn({ upstream: this.name, retryAfterMs: retryAfter, rateLimit: next }, 'upstream rate limit');
+    if (!next) return;
+    const wasHeld = this.rateLimitReserveHeld(now);
+    this.rateLimit = next;
+    if (this.rateLimitReserveHeld(now) && !wasHeld) {
+      // Once per window: further responses within it only move the reset.
+      const reserve = this.rateLimitReserve;
+      this.log.warn(
+        { upstream: this.name, remaining: next.remaining, limit: next.limit, reserve, until: new Date(next.resetAt).toISOString(), resetFrom: next.resetFrom },
+        `upstream rate limit nearly spent (${next.remaining} left, upstreams.${this.name}.rateLimitReserve: ${reserve}): stored tags are served without revalidation until the window resets; content not in the store is still fetched`,
+      );
+    } else if (retryAfter === undefined) {
+      this.log.debug({ upstream: this.name, rateLimit: next }, 'upstream rate limit');
     }
+  }
+
+  /** upstreams.<host>.rateLimitReserve. */
+  get rateLimitReserve(): number {
+    return this.config.rateLimitReserve ?? 10;
+  }
+
+  /** The upstream's rate limit until its window resets (what its last response said); then unknown. */
+  rateLimitNow(now = Date.now()): RateLimit | undefined {
+    const r = this.rateLimit;
+    return r && now < r.resetAt ? r : undefined;
+  }
+
+  /**
+   * Whether fewer than rateLimitReserve requests are left in the upstream's window: the mirror
+   * then makes only the requests it cannot avoid (content not in the store) until it resets.
+   */
+  rateLimitReserveHeld(now = Date.now()): boolean {
+    const r = this.rateLimitNow(now);
+    return r !== undefined && r.remaining < this.rateLimitReserve;
+  }
+
+  /** A reload's new client for the same registry keeps what the old one learnt of the rate limit. */
+  keepRateLimit(from: UpstreamClient | undefined): void {
+    if (from && from.origin === this.origin && from.#basePath === this.#basePath) this.rateLimit ??= from.rateLimit;
   }
 
   /**
@@ -435,16 +472,6 @@ export class UpstreamClient {
 
 function backoff(attempt: number): number {
   return Math.min(200 * 2 ** attempt, 3_000) * (0.5 + Math.random() / 2);
-}
-
-/** Retry-After as milliseconds: delta-seconds or an HTTP date. */
-export function parseRetryAfter(v: string | string[] | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const s = Array.isArray(v) ? v[0] : v;
-  if (s === undefined) return undefined;
-  if (/^\d+$/.test(s.trim())) return Number(s.trim()) * 1000;
-  const t = Date.parse(s);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - Date.now());
 }
 
 /** The next page's path from an upstream's Link header, only on the upstream itself. */

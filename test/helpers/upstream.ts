@@ -61,6 +61,11 @@ export interface Faults {
   realm?: string;
   /** Answer GET and HEAD of manifests and tags/list with a 307 to this base URL + the path (a redirect to another service). */
   redirectOthers?: string;
+  /**
+   * Rate-limit headers added to every response the upstream sends through the proxy, as Docker
+   * Hub sends them (`limit: '100;w=21600'`, `remaining: '76;w=21600'`); `reset` is ratelimit-reset.
+   */
+  rateLimit?: { limit?: string; remaining?: string; reset?: string };
 }
 
 export interface CountingProxy {
@@ -119,6 +124,10 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       const extend = blobBody && faults.extendBlob;
       const outHeaders = { ...ur.headers };
       if (extend) delete outHeaders['content-length'];
+      const rl = faults.rateLimit;
+      if (rl?.limit !== undefined) outHeaders['ratelimit-limit'] = rl.limit;
+      if (rl?.remaining !== undefined) outHeaders['ratelimit-remaining'] = rl.remaining;
+      if (rl?.reset !== undefined) outHeaders['ratelimit-reset'] = rl.reset;
       if (faults.realm && typeof outHeaders['www-authenticate'] === 'string') {
         outHeaders['www-authenticate'] = outHeaders['www-authenticate'].replace(/realm="[^"]*"/, `realm="${faults.realm}"`);
       }
