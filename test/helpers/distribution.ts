@@ -21,6 +21,11 @@ export interface DistributionOptions {
   catalogMaxEntries?: number;
   /** Distribution's s3 storage driver on this bucket instead of the filesystem (root is then unused). */
   s3?: { endpoint: string; region: string; bucket: string; rootdirectory: string; accessKey: string; secretKey: string };
+  /**
+   * Serve blob bodies itself instead of redirecting clients to the storage driver's URL
+   * (Distribution's storage.redirect.disable; with s3 it redirects by default).
+   */
+  redirectDisabled?: boolean;
 }
 
 export interface Distribution {
@@ -66,6 +71,7 @@ async function startDistributionOnce(opts: DistributionOptions, port: number): P
           '    v4auth: true',
         ]
       : ['  filesystem:', `    rootdirectory: ${opts.root}`]),
+    ...(opts.redirectDisabled ? ['  redirect:', '    disable: true'] : []),
     '  cache:',
     '    blobdescriptor: inmemory',
     '  delete:',
