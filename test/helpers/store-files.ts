@@ -1,5 +1,6 @@
 /** Where the standard layout keeps things on disk, for tests that check bytes in the store. */
-import { stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** The data file of blob `digest` (sha256:…) under a store root. */
@@ -9,4 +10,27 @@ export function blobFile(root: string, digest: string): string {
 
 export function exists(p: string): Promise<boolean> {
   return stat(p).then(() => true, () => false);
+}
+
+/**
+ * Every file under the store's layout with its sha256 ({} when there is none): what "the store is
+ * as it was" compares.
+ */
+export async function snapshot(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (d: string) => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else out[path.relative(root, p)] = createHash('sha256').update(await readFile(p)).digest('hex');
+    }
+  };
+  await walk(path.join(root, 'docker'));
+  return out;
 }

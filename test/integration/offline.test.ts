@@ -6,7 +6,6 @@
  * the same directory. Incremental bundles, tampered and truncated bundles, verify and repair.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +14,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAirlock } from '../helpers/airlock.js';
 import { runAirlock } from '../helpers/cli.js';
-import { blobFile } from '../helpers/store-files.js';
+import { blobFile, snapshot } from '../helpers/store-files.js';
 import { startDistribution } from '../helpers/distribution.js';
 import { generateImage, generateIndex, type GeneratedImage } from '../helpers/images.js';
 import { pullToLayout } from '../helpers/skopeo.js';
@@ -58,26 +57,6 @@ async function offlineConfig(root: string): Promise<string> {
   const f = path.join(work, `offline-${n++}.yml`);
   await writeFile(f, `storage:\n  root: ${root}\nlog:\n  level: warn\n`);
   return f;
-}
-
-/** Every file under the store's layout with its sha256: what "the store is as it was" compares. */
-async function snapshot(root: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const walk = async (d: string) => {
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out[path.relative(root, p)] = createHash('sha256').update(await readFile(p)).digest('hex');
-    }
-  };
-  await walk(path.join(root, 'docker'));
-  return out;
 }
 
 /** Where a blob's bytes sit inside a tar (random layers make the first 64 bytes unique). */

@@ -3,8 +3,7 @@
  * with token auth upstream behind the counting proxy, airlock in-process, skopeo as the client,
  * and the `airlock` command for freeze and import. What is denied is never asked of the upstream.
  */
-import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
@@ -12,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
 import { runAirlock } from '../helpers/cli.js';
+import { snapshot } from '../helpers/store-files.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { pullToLayout } from '../helpers/skopeo.js';
 import { READER, startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -67,26 +67,6 @@ function upstreamSaw(fragment: string): string[] {
 async function denials(mode: string, upstream: string): Promise<number> {
   const m = await a.metrics.policyDenials.get();
   return m.values.find((v) => v.labels.upstream === upstream && v.labels.mode === mode)?.value ?? 0;
-}
-
-/** Every file of the layout under a store root with its sha256 ({} when there is none). */
-async function snapshot(root: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const walk = async (d: string) => {
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out[path.relative(root, p)] = createHash('sha256').update(await readFile(p)).digest('hex');
-    }
-  };
-  await walk(path.join(root, 'docker'));
-  return out;
 }
 
 const root = () => path.join(work, 'store');
