@@ -110,8 +110,8 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
   metrics.countFillsWith(() => registry.fillsInFlight);
   if (fleet) metrics.watchFleet(fleet.stats);
   const maxSize = config.storage.maxSize;
-  if (maxSize !== undefined) metrics.storeCeiling(maxSize);
   if (maxSize !== undefined) {
+    metrics.storeCeiling(maxSize);
     evictor = new Evictor(
       store,
       accessTimes,

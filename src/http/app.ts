@@ -225,6 +225,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   const currentAccess = opts.access ?? (() => undefined);
+  /** The user a request logs in (undefined without logins or without credentials); a wrong login throws 401. */
+  const loggedIn = async (request: FastifyRequest): Promise<string | undefined> => {
+    const access = currentAccess();
+    return access ? access.authenticate(request.headers.authorization, request.ip) : undefined;
+  };
   const canPull = (request: FastifyRequest) => (name: string) => {
     const access = currentAccess();
     return !access || access.allowed(request.user, name, 'pull');
@@ -249,7 +254,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
    */
   const gate = async (request: FastifyRequest): Promise<void> => {
     const access = currentAccess();
-    const user = access ? await access.authenticate(request.headers.authorization, request.ip) : undefined;
+    const user = await loggedIn(request);
     request.user = user;
     const mayTry = !access || user !== undefined || access.anonymousRead;
     let ep: V2Endpoint;
@@ -348,10 +353,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     reply.header('cache-control', 'no-store');
     return { status: 'ok' };
   });
-  const loggedIn = async (request: FastifyRequest): Promise<string | undefined> => {
-    const access = currentAccess();
-    return access ? access.authenticate(request.headers.authorization, request.ip) : undefined;
-  };
   addReadinessRoute(app, opts.readiness, async (request) => (await loggedIn(request)) !== undefined);
   if (metrics && !opts.metricsElsewhere) {
     addMetricsRoute(app, metrics, async (request) => {

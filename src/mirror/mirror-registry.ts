@@ -278,13 +278,15 @@ export class MirrorRegistry implements Registry {
       this.log.warn({ repository: route.storeName, reference, digest: actual.toString(), sizeBytes: res.bytes.length }, 'manifest served but not stored: no room under storage.maxSize (the rest is pinned, local or in use)');
       return { digest: actual, bytes: res.bytes, mediaType: parseManifest(res.bytes).mediaType };
     }
+    let stored: StoredManifest;
     try {
-      const stored = await this.store.putManifest(route.storeName, res.bytes, tag, algorithm);
-      room.settle(true);
-      return stored;
-    } finally {
+      stored = await this.store.putManifest(route.storeName, res.bytes, tag, algorithm);
+    } catch (e) {
       room.settle(false);
+      throw e;
     }
+    room.settle(true);
+    return stored;
   }
 
   // ---- blobs --------------------------------------------------------------------------------
