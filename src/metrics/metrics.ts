@@ -1,13 +1,29 @@
 /**
- * Prometheus metrics (prom-client), one registry per airlock. Counters are bumped by the events
+ * Prometheus metrics (prom-client), one collector set per airlock. Counters are bumped by the events
  * the mirror, the HTTP layer, eviction and prefetch report; upstream totals are read from each
  * client's own counters when scraped, so the hot path pays nothing extra for them.
  */
 import client from 'prom-client';
-import type { UpstreamClient } from '../upstream/client.js';
+
+/**
+ * What the metrics read of an upstream client when scraped, and the hook they set to see each
+ * exchange. Declared here so that metrics/ depends on no layer above it (upstream/client.ts's
+ * UpstreamClient has this shape).
+ */
+export interface MeteredUpstream {
+  readonly name: string;
+  readonly stats: { readonly requests: number; readonly errors: number; readonly bytes: number };
+  /** False while the circuit breaker is open. */
+  readonly available: boolean;
+  readonly rateLimitReserve: number;
+  /** The upstream's rate-limit counts until its window resets; then undefined. */
+  rateLimitNow(): { remaining: number; limit?: number } | undefined;
+  onExchange?: (status: number | 'error', seconds: number) => void;
+}
 
 export class Metrics {
-  readonly registry = new client.Registry();
+  /** prom-client calls it a registry; here it is the set of collectors /metrics prints. */
+  readonly collectors = new client.Registry();
   readonly requests: client.Counter<'endpoint' | 'method' | 'status'>;
   readonly responseBytes: client.Counter<'endpoint'>;
   readonly cache: client.Counter<'kind' | 'outcome'>;
@@ -16,6 +32,7 @@ export class Metrics {
   readonly fillsInFlight: client.Gauge;
   readonly fills: client.Counter<'outcome'>;
   readonly fillsNotStored: client.Counter;
+  readonly auditWriteErrors: client.Counter;
   readonly digestMismatches: client.Counter;
   readonly storeBytes: client.Gauge;
   readonly storeBlobs: client.Gauge;
@@ -27,14 +44,14 @@ export class Metrics {
   readonly prefetchImages: client.Counter<'outcome'>;
   readonly policyDenials: client.Counter<'upstream' | 'mode'>;
 
-  #upstreams: UpstreamClient[] = [];
+  #upstreams: MeteredUpstream[] = [];
   #fillsInFlight: () => number = () => 0;
   /** Retired upstream clients' totals, so counters never go backwards across a reload. */
   readonly #retired = new Map<string, { requests: number; errors: number; bytes: number }>();
 
-  constructor(upstreams: ReadonlyMap<string, UpstreamClient>) {
-    const r = [this.registry];
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'airlock_' });
+  constructor(upstreams: ReadonlyMap<string, MeteredUpstream>) {
+    const r = [this.collectors];
+    client.collectDefaultMetrics({ register: this.collectors, prefix: 'airlock_' });
     this.requests = new client.Counter({ name: 'airlock_http_requests_total', help: 'Requests answered, by endpoint, method and status', labelNames: ['endpoint', 'method', 'status'], registers: r });
     this.responseBytes = new client.Counter({ name: 'airlock_http_response_bytes_total', help: 'Bytes of response bodies sent, by endpoint', labelNames: ['endpoint'], registers: r });
     this.cache = new client.Counter({ name: 'airlock_cache_requests_total', help: 'Manifest and blob lookups by outcome (hit, miss, stale, revalidated)', labelNames: ['kind', 'outcome'], registers: r });
@@ -49,6 +66,7 @@ export class Metrics {
     });
     this.fills = new client.Counter({ name: 'airlock_fills_total', help: 'Blob fills finished, by outcome', labelNames: ['outcome'], registers: r });
     this.fillsNotStored = new client.Counter({ name: 'airlock_fills_not_stored_total', help: 'Blob fills served to their clients but not stored: no room under storage.maxSize', registers: r });
+    this.auditWriteErrors = new client.Counter({ name: 'airlock_audit_write_errors_total', help: 'Audit log writes that failed (the events are in the log as errors, not in audit.file)', registers: r });
     this.digestMismatches = new client.Counter({ name: 'airlock_digest_mismatches_total', help: 'Upstream content that did not match its digest (never stored)', registers: r });
     this.storeBytes = new client.Gauge({ name: 'airlock_store_bytes', help: 'Bytes of blobs in the store (at the last scan or change)', registers: r });
     this.storeBlobs = new client.Gauge({ name: 'airlock_store_blobs', help: 'Blobs in the store (at the last scan)', registers: r });
@@ -82,7 +100,7 @@ export class Metrics {
     });
     // The upstream's own counts (ratelimit-remaining, ratelimit-limit) until its window resets;
     // absent before it sent them and after the window, when they are no longer known.
-    const rateLimit = (name: string, help: string, pick: (u: UpstreamClient) => number | undefined) =>
+    const rateLimit = (name: string, help: string, pick: (u: MeteredUpstream) => number | undefined) =>
       new client.Gauge({
         name, help, labelNames: ['upstream'], registers: r,
         collect() {
@@ -100,7 +118,7 @@ export class Metrics {
   }
 
   /** Follows a new set of upstream clients (after a reload); the old ones' totals are kept. */
-  watchUpstreams(upstreams: ReadonlyMap<string, UpstreamClient>): void {
+  watchUpstreams(upstreams: ReadonlyMap<string, MeteredUpstream>): void {
     for (const u of this.#upstreams) {
       const t = this.#retired.get(u.name) ?? { requests: 0, errors: 0, bytes: 0 };
       this.#retired.set(u.name, { requests: t.requests + u.stats.requests, errors: t.errors + u.stats.errors, bytes: t.bytes + u.stats.bytes });
@@ -116,7 +134,7 @@ export class Metrics {
 
   /** Counts what this replica's fleet did (fills led and followed, takeovers, bytes from other replicas). */
   watchFleet(stats: { led: number; followed: number; takeovers: number; peerBytes: number; tagChecksShared: number }): void {
-    const r = [this.registry];
+    const r = [this.collectors];
     new client.Counter({
       name: 'airlock_fleet_fills_total', help: 'Blob fills this replica led (from the upstream) or followed (from another replica)', labelNames: ['role'], registers: r,
       collect() {
@@ -134,13 +152,13 @@ export class Metrics {
 
   /** storage.maxSize: the ceiling airlock_store_bytes is kept under (absent without one). */
   storeCeiling(bytes: number): void {
-    this.#storeMaxBytes ??= new client.Gauge({ name: 'airlock_store_max_bytes', help: 'The store\'s ceiling, storage.maxSize (absent without one)', registers: [this.registry] });
+    this.#storeMaxBytes ??= new client.Gauge({ name: 'airlock_store_max_bytes', help: 'The store\'s ceiling, storage.maxSize (absent without one)', registers: [this.collectors] });
     this.#storeMaxBytes.set(bytes);
   }
 
   /** When the certificate served on the listen port (tls.cert) expires, in Unix seconds (absent without tls). */
   tlsCertExpires(unixSeconds: number): void {
-    this.#tlsCertExpiry ??= new client.Gauge({ name: 'airlock_tls_cert_expiry_timestamp_seconds', help: 'When the certificate served on the listen port (tls.cert) expires, as a Unix time (absent without tls)', registers: [this.registry] });
+    this.#tlsCertExpiry ??= new client.Gauge({ name: 'airlock_tls_cert_expiry_timestamp_seconds', help: 'When the certificate served on the listen port (tls.cert) expires, as a Unix time (absent without tls)', registers: [this.collectors] });
     this.#tlsCertExpiry.set(unixSeconds);
   }
 
@@ -150,10 +168,10 @@ export class Metrics {
   }
 
   contentType(): string {
-    return this.registry.contentType;
+    return this.collectors.contentType;
   }
 
   text(): Promise<string> {
-    return this.registry.metrics();
+    return this.collectors.metrics();
   }
 }

@@ -46,7 +46,7 @@ async function exportedNames(): Promise<Set<string>> {
     m.storeCeiling(1);
     m.tlsCertExpires(1);
     const names = new Set<string>();
-    for (const x of await m.registry.getMetricsAsJSON()) {
+    for (const x of await m.collectors.getMetricsAsJSON()) {
       names.add(x.name);
       if (String(x.type) === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(`${x.name}${s}`);
       if (String(x.type) === 'summary') for (const s of ['_sum', '_count']) names.add(`${x.name}${s}`);

@@ -3,9 +3,9 @@
  * Distribution implement it): a 401 with `WWW-Authenticate: Bearer realm,service,scope` sends us
  * to the realm for a token, anonymously or with the upstream's credentials by Basic. Tokens are
  * cached per scope until shortly before they expire; `Basic` challenges get the credentials.
- * Tokens and passwords are never logged. The caller hands over only challenges from the
- * upstream's own origin; the realm they name is checked (realm-policy.ts) before it is asked,
- * and a refused realm is never remembered.
+ * Tokens and passwords are never logged. The caller (authorization.ts) hands over only
+ * challenges from the upstream's own origin; the realm they name is checked (realm-policy.ts)
+ * before it is asked, and a refused realm is never remembered.
  */
 import { LRUCache } from 'lru-cache';
 import { UpstreamBadResponseError } from '../oci/errors.js';

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UpstreamBadResponseError } from '../../../src/oci/errors.js';
 import { Agent } from '../../../src/runtime/undici.js';
-import { Authenticator } from '../../../src/upstream/auth.js';
+import { Authenticator } from '../../../src/upstream/token-auth.js';
 
 let server: http.Server;
 let realm = '';
