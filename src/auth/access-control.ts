@@ -107,6 +107,9 @@ interface Rule {
   actions: Set<Action>;
 }
 
+/** Told of each failed or refused login (user as given, never the password), before the answer goes out. */
+export type FailedLoginHook = (user: string | undefined, remote: string, reason: string) => Promise<void>;
+
 export class AccessControl {
   #users: Map<string, string>;
   readonly #rules?: Rule[];
@@ -118,7 +121,13 @@ export class AccessControl {
   readonly #perUser: FailureBudget;
   readonly #perAddress: FailureBudget;
 
-  private constructor(private readonly config: AuthConfig, users: Map<string, string>, dummy: string, private readonly log: Logger) {
+  private constructor(
+    private readonly config: AuthConfig,
+    users: Map<string, string>,
+    dummy: string,
+    private readonly log: Logger,
+    private readonly onFailedLogin?: FailedLoginHook,
+  ) {
     this.#users = users;
     this.#dummy = dummy;
     this.#perUser = new FailureBudget(config.maxFailures);
@@ -132,9 +141,9 @@ export class AccessControl {
     }
   }
 
-  static async load(config: AuthConfig, log: Logger): Promise<AccessControl> {
+  static async load(config: AuthConfig, log: Logger, onFailedLogin?: FailedLoginHook): Promise<AccessControl> {
     const users = await readHtpasswd(config.htpasswd);
-    return new AccessControl(config, users, await dummyHash(users), log);
+    return new AccessControl(config, users, await dummyHash(users), log, onFailedLogin);
   }
 
   /** Reads the htpasswd file again (SIGHUP); a bad file is refused and the old users kept. */
@@ -166,16 +175,19 @@ export class AccessControl {
     const decoded = m ? Buffer.from(m[1] as string, 'base64').toString('utf8') : '';
     const colon = decoded.indexOf(':');
     if (colon <= 0) {
-      this.#refuseOver(remote, undefined);
+      const refused = this.#refuseOver(remote, undefined);
+      if (refused) throw await this.#refused(remote, undefined, refused);
       this.#perAddress.take(remote);
-      throw this.#failed(remote, undefined, 'expected HTTP Basic credentials (user:password)');
+      throw await this.#failed(remote, undefined, 'expected HTTP Basic credentials (user:password)');
     }
     const user = decoded.slice(0, colon);
     const password = decoded.slice(colon + 1);
     const hash = this.#users.get(user);
     const key = createHash('sha256').update(user).update('\0').update(password).digest('hex');
     if (hash !== undefined && this.#verified.get(key) === hash) return user;
-    this.#refuseOver(remote, user);
+    // Checked and taken with no await between: concurrent attempts each see the last one's count.
+    const refused = this.#refuseOver(remote, user);
+    if (refused) throw await this.#refused(remote, user, refused);
     const releaseUser = this.#perUser.take(`${remote}\0${user}`);
     const releaseAddress = this.#perAddress.take(remote);
     // A missing user costs a bcrypt check of the same cost, so timing does not tell which users exist.
@@ -186,22 +198,29 @@ export class AccessControl {
       this.#verified.set(key, hash);
       return user;
     }
-    throw this.#failed(remote, user, 'wrong user name or password');
+    throw await this.#failed(remote, user, 'wrong user name or password');
   }
 
-  /** 429 when the address, or the address and user, has no failed logins left in this window. */
-  #refuseOver(remote: string, user: string | undefined): void {
+  /** The 429 when the address, or the address and user, has no failed logins left in this window. */
+  #refuseOver(remote: string, user: string | undefined): TooManyRequestsError | undefined {
     const forAddress = this.#perAddress.exhausted(remote);
     const forUser = user === undefined ? undefined : this.#perUser.exhausted(`${remote}\0${user}`);
     const wait = Math.max(forAddress ?? 0, forUser ?? 0);
-    if (wait === 0) return;
+    if (wait === 0) return undefined;
     const who = forAddress !== undefined ? `from ${remote}` : `of ${user ?? ''} from ${remote}`;
-    throw new TooManyRequestsError(`too many failed logins ${who}; try again in ${wait} s`, { headers: { 'retry-after': String(wait) } });
+    return new TooManyRequestsError(`too many failed logins ${who}; try again in ${wait} s`, { headers: { 'retry-after': String(wait) } });
   }
 
-  /** Logs a failed login (already counted) and makes the 401. */
-  #failed(remote: string, user: string | undefined, message: string): UnauthorizedError {
+  /** Audits a login refused unchecked (over its budget) and returns the 429. */
+  async #refused(remote: string, user: string | undefined, e: TooManyRequestsError): Promise<TooManyRequestsError> {
+    await this.onFailedLogin?.(user, remote, e.message);
+    return e;
+  }
+
+  /** Logs (and audits) a failed login, already counted, and makes the 401. */
+  async #failed(remote: string, user: string | undefined, message: string): Promise<UnauthorizedError> {
     this.log.warn({ user, remote }, 'login failed');
+    await this.onFailedLogin?.(user, remote, message);
     return this.challenge(message);
   }
 

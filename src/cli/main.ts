@@ -2,116 +2,72 @@
 /**
  * The airlock command. Only this file calls process.exit: a usage or input error prints one line
  * and exits 2; anything else exits 1 (with the stack under --debug).
+ * The shebang's Node flags keep memory down and match every launcher: see bench/PERFORMANCE.md#node-flags.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
 import { BundleError } from '../jobs/bundle-error.js';
-
+import { globalOptions, type Command, type CommandOptions, type OptionValues } from './command.js';
+import { audit } from './commands/audit.js';
+import { du } from './commands/du.js';
+import { freeze } from './commands/freeze.js';
+import { gc } from './commands/gc.js';
+import { importBundle } from './commands/import.js';
+import { prefetch } from './commands/prefetch.js';
+import { serve } from './commands/serve.js';
+import { verify } from './commands/verify.js';
+import { commandHelp, generalHelp } from './help.js';
 import { UsageError } from './usage-error.js';
+import { airlockVersion } from './version.js';
 
-const HELP = `airlock: a pull-through caching mirror for container registries
+/** Every command, in the order `airlock --help` lists them: a new command is a file and a line here. */
+const COMMANDS: readonly Command[] = [serve, prefetch, freeze, importBundle, verify, gc, du, audit];
 
-Usage:
-  airlock serve [--config FILE]                 serve the registry API
-  airlock prefetch [--config FILE] [IMAGE...]   warm the prefetch list (or the images named)
-  airlock freeze --out FILE.tar [--since EARLIER.tar] [IMAGE...]
-                                                write the store (or the images) as a bundle
-  airlock import [--force] FILE.tar             verify a bundle and add it to the store
-  airlock verify [--repair]                     re-hash every blob, check every link
-  airlock gc [--dry-run] [--delete-untagged] [--grace 1h]
-                                                delete blobs no manifest uses (safe beside serve)
-  airlock --version | --help
-
-Options:
-  -c, --config FILE   configuration file (default ./mirror.yml)
-  -o, --out FILE      freeze: the bundle to write (atomically)
-      --since FILE    freeze: leave out what an earlier bundle (and its chain) holds
-      --force         import: import images the upstreams' allow and deny lists deny
-      --repair        verify: quarantine corrupt blobs and remove the links that need them
-      --dry-run       gc: print what would be deleted, delete nothing
-      --delete-untagged  gc: also delete manifests no tag, pin, index or subject needs
-      --grace DURATION   gc: keep anything younger than this (default 1h)
-      --debug         print stacks on errors
-`;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+/** parseArgs with only the given options (strict), errors as one-line usage errors. */
+function parse(args: string[], options: CommandOptions, command?: string) {
+  const spec = Object.fromEntries(Object.entries(options).map(([name, o]) => [name, {
+    type: o.type,
+    ...(o.short === undefined ? {} : { short: o.short }),
+    ...(o.default === undefined ? {} : { default: o.default }),
+  }]));
+  try {
+    return parseArgs({ args, options: spec, allowPositionals: command !== undefined, strict: true });
+  } catch (e) {
+    const message = (e as Error).message.split('\n')[0] ?? 'bad arguments';
+    const unknown = /^Unknown option '([^']+)'/.exec(message)?.[1];
+    if (unknown) throw new UsageError(command ? `${command}: unknown option ${unknown} (airlock ${command} --help lists its options)` : `unknown option ${unknown} (a command's options go after it; try airlock --help)`);
+    throw new UsageError(command ? `${command}: ${message}` : message);
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
   // File system calls run on libuv's pool (4 threads by default); walks over tens of thousands
   // of files (gc, verify, freeze) and many concurrent blob reads wait on it. Set before any use.
   process.env.UV_THREADPOOL_SIZE ??= '16';
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        out: { type: 'string', short: 'o' },
-        since: { type: 'string' },
-        repair: { type: 'boolean' },
-        force: { type: 'boolean' },
-        'dry-run': { type: 'boolean' },
-        'delete-untagged': { type: 'boolean' },
-        grace: { type: 'string' },
-        debug: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(HELP);
+  // Before the command only --help, --version and --debug; everything after it is the command's.
+  const at = argv.findIndex((a) => !a.startsWith('-'));
+  const top = parse(at < 0 ? argv : argv.slice(0, at), { ...globalOptions, version: { type: 'boolean', short: 'v', help: '' } }).values;
+  if (top.version) {
+    process.stdout.write(`airlock ${airlockVersion()}\n`);
     return 0;
   }
-  if (values.version) {
-    process.stdout.write(`airlock ${version()}\n`);
+  if (at < 0) {
+    (top.help ? process.stdout : process.stderr).write(generalHelp(COMMANDS));
+    return top.help ? 0 : 2;
+  }
+  const name = argv[at];
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) throw new UsageError(`unknown command "${name}" (try airlock --help)`);
+  const { values, positionals } = parse(argv.slice(at + 1), { ...command.options, ...globalOptions }, command.name);
+  if (top.help || values.help) {
+    process.stdout.write(commandHelp(command));
     return 0;
   }
-  const [command, ...rest] = positionals;
-  switch (command) {
-    case 'serve':
-      if (rest.length) throw new UsageError(`serve takes no arguments, got "${rest.join(' ')}"`);
-      return (await import('./serve.js')).serve({ configFile: values.config ?? 'mirror.yml' });
-    case 'prefetch':
-      return (await import('./prefetch.js')).prefetch({ configFile: values.config ?? 'mirror.yml', images: rest });
-    case 'freeze':
-      return (await import('./bundle-commands.js')).freeze({ configFile: values.config ?? 'mirror.yml', out: values.out, since: values.since, images: rest, version: version() });
-    case 'import':
-      if (rest.length > 1) throw new UsageError(`import takes one bundle, got ${rest.length}`);
-      return (await import('./bundle-commands.js')).importBundle({ configFile: values.config ?? 'mirror.yml', file: rest[0], force: values.force === true });
-    case 'verify':
-      if (rest.length) throw new UsageError(`verify takes no arguments, got "${rest.join(' ')}"`);
-      return (await import('./bundle-commands.js')).verify({ configFile: values.config ?? 'mirror.yml', repair: values.repair === true });
-    case 'gc':
-      if (rest.length) throw new UsageError(`gc takes no arguments, got "${rest.join(' ')}"`);
-      return (await import('./bundle-commands.js')).gc({
-        configFile: values.config ?? 'mirror.yml',
-        dryRun: values['dry-run'] === true,
-        deleteUntagged: values['delete-untagged'] === true,
-        grace: values.grace,
-      });
-    case 'du':
-      if (rest.length) throw new UsageError(`du takes no arguments, got "${rest.join(' ')}"`);
-      return (await import('./bundle-commands.js')).du({ configFile: values.config ?? 'mirror.yml' });
-    case undefined:
-      process.stderr.write(HELP);
-      return 2;
-    default:
-      throw new UsageError(`unknown command "${command}" (try airlock --help)`);
-  }
+  return command.run(values as OptionValues<CommandOptions>, positionals);
 }
 
-// Commands are loaded when run: `airlock prefetch` and friends do not pay for the HTTP server's
-// modules, nor `--version` for any.
+// A command's modules are loaded when it runs (see command.ts): `airlock prefetch` and friends
+// do not pay for the HTTP server's modules, nor `--version` and `--help` for any.
 const debug = process.argv.includes('--debug');
 main(process.argv.slice(2)).then(
   (code) => {

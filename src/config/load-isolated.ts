@@ -1,10 +1,9 @@
 /**
  * loadConfig in a worker thread, for `airlock serve`: the YAML parser and the schema library
  * (zod with its locales) are loaded, used once and released with the worker's heap, instead of
- * staying in the serving process for its whole life. They held 7 MiB of the 19 MiB idle heap
- * (a heap snapshot: their sources alone were 1.3 MiB of strings); without them the peak RSS of
- * 16 concurrent cold pulls was ≈ 3 MiB lower. The configuration is plain data, so it crosses
- * as a structured clone; it is frozen again here.
+ * staying in the serving process for its whole life (a third of the idle heap; see
+ * bench/PERFORMANCE.md#configuration-loaded-in-a-worker-thread). The configuration is plain
+ * data, so it crosses as a structured clone; it is frozen again here.
  */
 import { Worker } from 'node:worker_threads';
 import { ConfigError } from './config-error.js';

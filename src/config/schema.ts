@@ -8,46 +8,10 @@ import { z } from 'zod';
 import { parsePlatform } from '../oci/manifest.js';
 import { checkTagPattern } from '../oci/tag-pattern.js';
 import { REGISTRY_HOST, normalizeRegistryHost, parseImageReference } from '../oci/reference.js';
+import { parseDuration, parseListen, parseSize } from './units.js';
+import { STORAGE_DRIVER_NAMES, checkStorageDriver } from './storage-drivers.js';
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1,
-  kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12,
-  kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
-};
-
-/** "10m", "90s", "1h30m", "500ms" or a number of seconds → milliseconds. */
-export function parseDuration(value: string | number): number {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 0) throw new TypeError(`expected a duration like "5m", got ${value}`);
-    return value * 1000;
-  }
-  const s = value.trim();
-  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(s)) throw new TypeError(`expected a duration like "30s", "5m" or "1h30m", got "${value}"`);
-  let total = 0;
-  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(m[1]) * (DURATION_UNITS[m[2] as string] as number);
-  return total;
-}
-
-/** "200GiB", "512MB", "1048576" → bytes. */
-export function parseSize(value: string | number): number {
-  if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value) || value < 0) throw new TypeError(`expected a size like "200GiB", got ${value}`);
-    return value;
-  }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
-  const unit = SIZE_UNITS[(m?.[2] ?? 'x').toLowerCase()];
-  if (!m || unit === undefined) throw new TypeError(`expected a size like "200GiB" or "500MB", got "${value}"`);
-  return Math.floor(Number(m[1]) * unit);
-}
-
-/** host:port, [v6]:port or :port. */
-export function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
-  const port = Number(m?.[3]);
-  if (!m || port > 65535) throw new TypeError(`expected "host:port" such as "0.0.0.0:5000", got "${value}"`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
+export { parseDuration, parseListen, parseSize } from './units.js';
 
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   try { return parseDuration(v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
@@ -127,7 +91,7 @@ export const configSchema = z.strictObject({
     /** Root of the standard Distribution layout (registry:2's rootdirectory). Relative to the config file. */
     root: z.string().min(1).default('./data'),
     /** filesystem: the layout under root. s3: the layout in a bucket (root then holds only local spool files). */
-    driver: z.enum(['filesystem', 's3']).default('filesystem'),
+    driver: z.enum(STORAGE_DRIVER_NAMES).default(STORAGE_DRIVER_NAMES[0]),
     /** The bucket, for driver s3. Distribution's s3 driver with `rootdirectory: <prefix>` serves the same keys. */
     s3: z.strictObject({
       /** http(s)://host:port of the S3 API (radosgw, MinIO); leave out for AWS. */
@@ -200,6 +164,13 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).prefault({}),
+  /**
+   * The audit log: one JSON line per pull, push, delete, tag move, import, freeze, removal,
+   * failed login and reload. A file path (appended; reopened on SIGHUP) or "-" for stdout.
+   */
+  audit: z.strictObject({
+    file: z.string().min(1).optional(),
   }).prefault({}),
   http: z.strictObject({
     /** Bound on manifest bodies read or served from memory. */
@@ -306,10 +277,8 @@ export function checkConfig(c: Config): string | undefined {
   if (hosts.length > 0 && !hosts.some((h) => normalizeRegistryHost(h) === normalizeRegistryHost(c.defaultUpstream))) {
     return `defaultUpstream: "${c.defaultUpstream}" is not one of the configured upstreams (${hosts.join(', ')})`;
   }
-  if (c.storage.driver === 's3' && !c.storage.s3) return 'storage.s3: required with storage.driver: s3 (bucket, endpoint, credentials)';
-  if (c.storage.driver !== 's3' && c.storage.s3) return 'storage.s3: only used with storage.driver: s3';
-  if (c.storage.redirect && c.storage.driver !== 's3') return 'storage.redirect: needs storage.driver: s3 (a filesystem has no URL to redirect to)';
-  if (c.fleet && c.storage.driver !== 's3') return 'fleet: replicas share a bucket; set storage.driver: s3';
+  const storage = checkStorageDriver(c);
+  if (storage) return storage;
   if (c.storage.evictTo >= c.storage.evictAt) return `storage.evictTo (${c.storage.evictTo}) must be below storage.evictAt (${c.storage.evictAt})`;
   for (const [host, u] of Object.entries(c.upstreams)) {
     for (const list of ['allow', 'deny'] as const) {

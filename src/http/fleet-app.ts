@@ -7,8 +7,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../logging/logger.js';
-import type { MirrorRegistry } from '../mirror/mirror-registry.js';
+import type { PullThrough } from '../mirror/pull-through.js';
 import { Digest } from '../oci/digest.js';
+import { blobBody } from './blob-body.js';
 import { noSchemaCompilers } from './no-schemas.js';
 
 function sameSecret(given: string | undefined, secret: string): boolean {
@@ -17,7 +18,7 @@ function sameSecret(given: string | undefined, secret: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export function buildFleetApp(registry: MirrorRegistry, secret: string, logger: Logger): FastifyInstance {
+export function buildFleetApp(registry: PullThrough, secret: string, logger: Logger): FastifyInstance {
   const app = Fastify({ logger: false, schemaController: noSchemaCompilers });
   app.get<{ Params: { digest: string } }>('/fills/:digest', async (req, reply) => {
     if (!sameSecret(req.headers.authorization, secret)) return reply.code(401).send({ error: 'fleet secret required' });
@@ -27,7 +28,7 @@ export function buildFleetApp(registry: MirrorRegistry, secret: string, logger: 
     const offset = m ? Number(m[1]) : 0;
     const r = await registry.peerFill(d, offset);
     if (!r) return reply.code(404).send({ error: 'no fill and no blob here' });
-    const body = r.body;
+    const body = blobBody(r.body);
     req.raw.on('close', () => {
       if (!reply.raw.writableFinished) body.destroy();
     });

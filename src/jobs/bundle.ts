@@ -86,3 +86,8 @@ export async function readBundleHeader(file: string): Promise<{ manifest: Bundle
     extract.destroy();
   }
 }
+
+/** An image of a bundle as `name:tag`, or `name@digest` when it has no tag. */
+export function imageName(i: { name: string; tag?: string; digest: string }): string {
+  return i.tag !== undefined ? `${i.name}:${i.tag}` : `${i.name}@${i.digest}`;
+}

@@ -15,7 +15,7 @@ import type { SpaceReservation, StoreSpace } from '../mirror/blob-fill.js';
 import { Digest } from '../oci/digest.js';
 import { blobDescriptors, childManifests, parseManifest } from '../oci/manifest.js';
 import type { AccessTimes } from '../storage/access-times.js';
-import type { RegistryStore } from '../storage/registry-store.js';
+import type { Store } from '../storage/store.js';
 
 export interface ImageUnit {
   repo: string;
@@ -38,20 +38,20 @@ export interface StoreScan {
 }
 
 /** Reads every repository's manifests into image units, and every blob's size. */
-export async function scanStore(store: RegistryStore, access: AccessTimes | undefined): Promise<StoreScan> {
+export async function scanStore(store: Store, access: AccessTimes | undefined): Promise<StoreScan> {
   const sizes = new Map<string, number>();
   let totalBytes = 0;
   for await (const b of blobSizes(store)) {
     sizes.set(b.digest, b.size);
     totalBytes += b.size;
   }
-  const pins = new Set((await store.pins()).map((p) => `${p.name}@${p.digest.toString()}`));
+  const pins = new Set((await store.pins.list()).map((p) => `${p.name}@${p.digest.toString()}`));
   const units: ImageUnit[] = [];
-  for await (const repo of store.repositories()) {
-    const revisions = await store.revisions(repo);
+  for await (const repo of store.links.repositories()) {
+    const revisions = await store.links.revisions(repo);
     const parsed = new Map<string, ReturnType<typeof parseManifest> | undefined>();
     for (const d of revisions) {
-      const m = await store.readManifestBlob(d).catch(() => undefined);
+      const m = await store.blobs.readManifest(d).catch(() => undefined);
       let p: ReturnType<typeof parseManifest> | undefined;
       try {
         p = m && parseManifest(m.bytes);
@@ -73,7 +73,7 @@ export async function scanStore(store: RegistryStore, access: AccessTimes | unde
         unit.manifests.push(d);
         unit.blobs.add(key);
         if (pins.has(`${repo}@${key}`)) unit.pinned = true;
-        const t = access?.get(repo, key) ?? (await store.revisionModTime(repo, d))?.getTime() ?? 0;
+        const t = access?.get(repo, key) ?? (await store.links.revisionModTime(repo, d))?.getTime() ?? 0;
         unit.lastAccess = Math.max(unit.lastAccess, t);
         const m = parsed.get(key);
         if (!m) return;
@@ -88,7 +88,7 @@ export async function scanStore(store: RegistryStore, access: AccessTimes | unde
 }
 
 /** Bytes and count of the blobs in the store. */
-export async function storeTotals(store: RegistryStore): Promise<{ bytes: number; blobs: number }> {
+export async function storeTotals(store: Store): Promise<{ bytes: number; blobs: number }> {
   let bytes = 0;
   let blobs = 0;
   for await (const b of blobSizes(store)) {
@@ -99,9 +99,9 @@ export async function storeTotals(store: RegistryStore): Promise<{ bytes: number
 }
 
 /** Every blob in the store with its size (one stat each). */
-async function* blobSizes(store: RegistryStore): AsyncGenerator<{ digest: string; size: number }> {
-  for await (const d of store.blobs()) {
-    const info = await store.blobFileInfo(d);
+async function* blobSizes(store: Store): AsyncGenerator<{ digest: string; size: number }> {
+  for await (const d of store.blobs.all()) {
+    const info = await store.blobs.fileInfo(d);
     if (info) yield { digest: d.toString(), size: info.size };
   }
 }
@@ -151,11 +151,13 @@ export class Evictor implements StoreSpace {
   #storedWhileMeasuring: Map<string, number> | undefined;
 
   constructor(
-    private readonly store: RegistryStore,
+    private readonly store: Store,
     private readonly access: AccessTimes,
     private readonly opts: EvictOptions,
     private readonly log: Logger,
     private readonly onEvicted?: (images: number, bytes: number) => void,
+    /** Each image removed, with the blob bytes its removal freed (the audit log). */
+    private readonly onImageEvicted?: (name: string, digest: string, bytes: number) => Promise<void>,
   ) {}
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -306,9 +308,10 @@ export class Evictor implements StoreSpace {
       // Being pulled since the plan was made: left alone.
       const busyNow = this.opts.busy();
       if (inUse(u, busyNow)) continue;
+      const freedBefore = report.bytesFreed;
       // Tags and revisions first, so no manifest names a blob that is about to go.
       for (const m of u.manifests) {
-        await this.store.deleteManifest(u.repo, m);
+        await this.store.links.deleteManifest(u.repo, m);
         this.access.forget(u.repo, m.toString());
       }
       for (const b of u.blobs) {
@@ -318,12 +321,13 @@ export class Evictor implements StoreSpace {
         const size = scan.sizes.get(b) ?? 0;
         const d = Digest.tryParse(b);
         if (!d) continue;
-        await this.store.deleteBlob(d);
-        await this.store.unlinkBlob(u.repo, d);
+        await this.store.blobs.delete(d);
+        await this.store.links.unlinkBlob(u.repo, d);
         report.bytesFreed += size;
         this.#stored = (this.#stored ?? 0) - size;
       }
       report.evicted.push({ name: u.repo, digest: u.digest.toString() });
+      await this.onImageEvicted?.(u.repo, u.digest.toString(), report.bytesFreed - freedBefore);
       this.log.info({ name: u.repo, digest: u.digest.toString(), lastAccess: new Date(u.lastAccess).toISOString(), ...(recent ? { recent: true } : {}) }, 'evicted image');
     }
     report.after = this.#stored ?? 0;

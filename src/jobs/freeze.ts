@@ -19,8 +19,8 @@ import { createHasher, type Digest } from '../oci/digest.js';
 import { blobDescriptors, formatPlatform, parseManifest, type Platform } from '../oci/manifest.js';
 import type { ManifestReference } from '../oci/reference.js';
 import { layoutPath, type LayoutFile } from '../storage/paths.js';
-import type { RegistryStore } from '../storage/registry-store.js';
-import { BUNDLE_FORMAT, BUNDLE_JSON, BundleError, SUMS, bundleId, type BundleManifest } from './bundle.js';
+import type { Store } from '../storage/store.js';
+import { BUNDLE_FORMAT, BUNDLE_JSON, BundleError, SUMS, bundleId, imageName, type BundleManifest } from './bundle.js';
 
 export interface FreezeSelection {
   name: string;
@@ -43,6 +43,10 @@ export interface FreezeReport {
   out: string;
   id: string;
   images: number;
+  /** name:tag (or name@digest) of each image, for the audit log. */
+  imageNames: string[];
+  /** sha256 of the SHA256SUMS entry: what names this bundle's content. */
+  sums: string;
   blobs: number;
   bytes: number;
   skippedBlobs: number;
@@ -70,7 +74,7 @@ const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 't
 export class Freezer {
   #failed: Promise<never> = new Promise<never>(() => undefined);
 
-  constructor(private readonly store: RegistryStore, private readonly log: Logger) {}
+  constructor(private readonly store: Store, private readonly log: Logger) {}
 
   async run(opts: FreezeOptions): Promise<FreezeReport> {
     const started = Date.now();
@@ -102,6 +106,7 @@ export class Freezer {
     failed.catch(() => undefined);
     this.#failed = failed;
     const sums: string[] = [];
+    let sumsDigest = '';
     let done = 0;
     try {
       await Promise.race([addEntry(pack, BUNDLE_JSON, json), failed]);
@@ -119,7 +124,9 @@ export class Freezer {
         await Promise.race([addEntry(pack, name, body), failed]);
         sums.push(`${createHasher('sha256').update(body).digest('hex')}  ${name}`);
       }
-      await Promise.race([addEntry(pack, SUMS, Buffer.from(sums.join('\n') + '\n')), failed]);
+      const sumsBytes = Buffer.from(sums.join('\n') + '\n');
+      sumsDigest = `sha256:${createHasher('sha256').update(sumsBytes).digest('hex')}`;
+      await Promise.race([addEntry(pack, SUMS, sumsBytes), failed]);
       pack.finalize();
       await Promise.race([written, failed]);
       const fh = await open(tmp, 'r+');
@@ -135,13 +142,13 @@ export class Freezer {
       await rm(tmp, { force: true });
       throw e;
     }
-    const report: FreezeReport = { out, id: bundleId(json), images: plan.images.length, blobs: blobs.length, bytes: total, skippedBlobs: plan.blobs.size - blobs.length, links: links.length, warnings: plan.warnings, ms: Date.now() - started };
+    const report: FreezeReport = { out, id: bundleId(json), images: plan.images.length, imageNames: plan.images.map(imageName), sums: sumsDigest, blobs: blobs.length, bytes: total, skippedBlobs: plan.blobs.size - blobs.length, links: links.length, warnings: plan.warnings, ms: Date.now() - started };
     this.log.info({ ...report, warnings: report.warnings.length }, 'bundle written');
     return report;
   }
 
   async #addBlob(pack: tar.Pack, name: string, d: Digest, size: number, progress: (n: number) => void): Promise<string> {
-    const stream = await this.store.openBlob(d);
+    const stream = await this.store.blobs.open(d);
     if (!stream) throw new BundleError(`blob ${d.toString()} disappeared from the store while freezing`);
     const hash = createHasher(d.algorithm);
     const sha256 = d.algorithm === 'sha256' ? undefined : createHasher('sha256');
@@ -182,7 +189,7 @@ export class Freezer {
       for (const img of images) {
         let d: Digest | undefined;
         if (img.ref.kind === 'tag') {
-          d = await this.store.resolveTag(img.name, img.ref.tag);
+          d = await this.store.links.resolveTag(img.name, img.ref.tag);
           if (!d) throw new BundleError(`image ${img.label} is not in the store (no tag ${img.ref.tag} in ${img.name}); prefetch it first`);
         } else {
           d = img.ref.digest;
@@ -193,18 +200,18 @@ export class Freezer {
       }
       return plan;
     }
-    for await (const name of this.store.repositories()) {
-      for (const tag of (await this.store.listTags(name)) ?? []) {
-        const d = await this.store.resolveTag(name, tag);
+    for await (const name of this.store.links.repositories()) {
+      for (const tag of (await this.store.links.listTags(name)) ?? []) {
+        const d = await this.store.links.resolveTag(name, tag);
         if (!d) continue;
         const added = await this.#manifest(plan, name, d, false, `${name}:${tag}`);
         if (added) this.#image(plan, name, tag, d, added);
         else plan.warnings.push(`${name}:${tag} left out: not every blob of it is in the store`);
       }
-      for (const d of await this.store.revisions(name)) await this.#manifest(plan, name, d, false, `${name}@${d.toString()}`);
+      for (const d of await this.store.links.revisions(name)) await this.#manifest(plan, name, d, false, `${name}@${d.toString()}`);
       // Layer links of blobs no manifest names (a push in progress, a manual copy): carried along.
-      for (const d of await this.store.layers(name)) {
-        const info = await this.store.statBlob(d);
+      for (const d of await this.store.links.layers(name)) {
+        const info = await this.store.blobs.stat(d);
         if (info && !plan.links.has(layoutPath({ kind: 'layer', name, digest: d }))) {
           plan.blobs.set(d.toString(), info);
           plan.link({ kind: 'layer', name, digest: d }, d);
@@ -230,12 +237,12 @@ export class Freezer {
    * holds only some). Returns undefined when it cannot be included.
    */
   async #manifest(plan: Plan, name: string, d: Digest, required: boolean, label: string, depth = 0): Promise<{ mediaType: string; platforms: Platform[] } | undefined> {
-    if (!(await this.store.hasRevision(name, d))) {
+    if (!(await this.store.links.hasRevision(name, d))) {
       if (required) throw new BundleError(`image ${label} is not in the store (no manifest ${d.toString()} in ${name})`);
       return undefined;
     }
-    const info = await this.store.statBlob(d);
-    const m = info && (await this.store.readManifestBlob(d));
+    const info = await this.store.blobs.stat(d);
+    const m = info && (await this.store.blobs.readManifest(d));
     if (!info || !m) {
       if (required) throw new BundleError(`image ${label}: manifest ${d.toString()} is linked but its blob is missing; run \`airlock verify\``);
       return undefined;
@@ -259,7 +266,7 @@ export class Freezer {
     } else {
       const needed: Array<{ digest: Digest; size: number }> = [];
       for (const b of blobDescriptors(parsed)) {
-        const bi = await this.store.statBlob(b.digest);
+        const bi = await this.store.blobs.stat(b.digest);
         if (!bi) {
           if (required && depth === 0) throw new BundleError(`image ${label} is incomplete in the store: blob ${b.digest.toString()} is missing; prefetch it first`);
           return undefined;

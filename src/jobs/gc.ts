@@ -19,7 +19,7 @@ import pLimit from 'p-limit';
 import type { Logger } from '../logging/logger.js';
 import type { Digest } from '../oci/digest.js';
 import { blobDescriptors, childManifests, parseManifest } from '../oci/manifest.js';
-import type { RegistryStore } from '../storage/registry-store.js';
+import type { Store } from '../storage/store.js';
 
 export interface GcOptions {
   dryRun: boolean;
@@ -31,6 +31,8 @@ export interface GcOptions {
   abandonAfter: number;
   concurrency?: number;
   now?: number;
+  /** Each manifest and blob deleted (not in a dry run), for the audit log. */
+  onRemoved?: (r: { kind: 'manifest' | 'blob'; name?: string; digest: string; bytes?: number }) => Promise<void>;
 }
 
 export interface GcReport {
@@ -52,7 +54,7 @@ export interface GcReport {
 }
 
 export class GarbageCollector {
-  constructor(private readonly store: RegistryStore, private readonly log: Logger) {}
+  constructor(private readonly store: Store, private readonly log: Logger) {}
 
   async run(opts: GcOptions): Promise<GcReport> {
     const now = opts.now ?? Date.now();
@@ -63,7 +65,7 @@ export class GarbageCollector {
     };
     const marked = new Set<string>();
     const pins = new Map<string, Set<string>>();
-    for (const p of await this.store.pins()) {
+    for (const p of await this.store.pins.list()) {
       const s = pins.get(p.name) ?? new Set<string>();
       s.add(p.digest.toString());
       pins.set(p.name, s);
@@ -71,16 +73,16 @@ export class GarbageCollector {
     const repos: string[] = [];
 
     // ---- mark ----
-    for await (const repo of this.store.repositories()) {
+    for await (const repo of this.store.links.repositories()) {
       repos.push(repo);
       report.repositories++;
-      const revisions = await this.store.revisions(repo);
+      const revisions = await this.store.links.revisions(repo);
       report.manifests += revisions.length;
       const parsed = new Map<string, ReturnType<typeof parseManifest> | undefined>();
       await Promise.all(
         revisions.map((d) =>
           limit(async () => {
-            const m = await this.store.readManifestBlob(d).catch(() => undefined);
+            const m = await this.store.blobs.readManifest(d).catch(() => undefined);
             let p: ReturnType<typeof parseManifest> | undefined;
             try {
               p = m && parseManifest(m.bytes);
@@ -108,20 +110,25 @@ export class GarbageCollector {
         for (const b of blobDescriptors(m)) marked.add(b.digest.toString());
         for (const c of childManifests(m)) marked.add(c.digest.toString());
       }
-      if (!opts.dryRun) for (const d of unneeded) await this.store.deleteManifest(repo, d);
+      if (!opts.dryRun) {
+        for (const d of unneeded) {
+          await this.store.links.deleteManifest(repo, d);
+          await opts.onRemoved?.({ kind: 'manifest', name: repo, digest: d.toString() });
+        }
+      }
     }
 
     // ---- sweep ----
     const deleted = new Set<string>();
     const candidates: Digest[] = [];
-    for await (const d of this.store.blobs()) {
+    for await (const d of this.store.blobs.all()) {
       report.blobs++;
       if (!marked.has(d.toString())) candidates.push(d);
     }
     await Promise.all(
       candidates.map((d) =>
         limit(async () => {
-          const info = await this.store.blobFileInfo(d);
+          const info = await this.store.blobs.fileInfo(d);
           if (!info) return;
           if (now - info.modTime.getTime() < opts.grace) {
             report.blobsTooYoung++;
@@ -129,12 +136,13 @@ export class GarbageCollector {
           }
           if (!opts.dryRun) {
             // A push may have claimed it since the walk (mount, manifest PUT): look again.
-            const again = await this.store.blobModTime(d);
+            const again = await this.store.blobs.modTime(d);
             if (!again || Date.now() - again.getTime() < opts.grace) {
               report.blobsTooYoung++;
               return;
             }
-            await this.store.deleteBlob(d);
+            await this.store.blobs.delete(d);
+            await opts.onRemoved?.({ kind: 'blob', digest: d.toString(), bytes: info.size });
           }
           deleted.add(d.toString());
           report.blobsDeleted++;
@@ -145,16 +153,16 @@ export class GarbageCollector {
 
     // Layer links that name a deleted blob would answer HEAD with a blob that is not there.
     for (const repo of repos) {
-      const gone = (await this.store.layers(repo)).filter((d) => deleted.has(d.toString()));
+      const gone = (await this.store.links.layers(repo)).filter((d) => deleted.has(d.toString()));
       report.layerLinksRemoved += gone.length;
-      if (!opts.dryRun) await Promise.all(gone.map((d) => limit(() => this.store.unlinkBlob(repo, d))));
-      for (const u of await this.store.uploads(repo)) {
+      if (!opts.dryRun) await Promise.all(gone.map((d) => limit(() => this.store.links.unlinkBlob(repo, d))));
+      for (const u of await this.store.uploads.list(repo)) {
         if (now - u.modTime.getTime() < opts.abandonAfter) continue;
         report.uploadsRemoved++;
-        if (!opts.dryRun) await this.store.deleteUpload(repo, u.id);
+        if (!opts.dryRun) await this.store.uploads.delete(repo, u.id);
       }
     }
-    if (!opts.dryRun) report.unfinishedRemoved = await this.store.sweepUnfinished(new Date(now - opts.grace));
+    if (!opts.dryRun) report.unfinishedRemoved = await this.store.fleet.sweepUnfinished(new Date(now - opts.grace));
     this.log.info({ ...report, manifestsDeleted: report.manifestsDeleted.length, warnings: report.warnings.length }, opts.dryRun ? 'gc dry run' : 'gc done');
     return report;
   }
@@ -172,14 +180,14 @@ export class GarbageCollector {
     now: number,
   ): Promise<Set<string>> {
     const keep = new Set<string>();
-    for (const tag of await this.store.tagDirectories(repo)) {
-      const d = await this.store.resolveTag(repo, tag).catch(() => undefined);
+    for (const tag of await this.store.links.tagDirectories(repo)) {
+      const d = await this.store.links.resolveTag(repo, tag).catch(() => undefined);
       if (d) keep.add(d.toString());
     }
     for (const d of revisions) {
       const key = d.toString();
       if (pinned?.has(key)) keep.add(key);
-      const t = await this.store.revisionModTime(repo, d);
+      const t = await this.store.links.revisionModTime(repo, d);
       if (t && now - t.getTime() < grace) keep.add(key);
     }
     for (let changed = true; changed; ) {

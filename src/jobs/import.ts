@@ -20,9 +20,10 @@ import { createHasher, Digest } from '../oci/digest.js';
 import { blobDescriptors, parseManifest } from '../oci/manifest.js';
 import type { StagedWrite } from '../storage/driver.js';
 import { parseLayoutPath, type LayoutFile } from '../storage/paths.js';
-import type { RegistryStore } from '../storage/registry-store.js';
+import type { Store } from '../storage/store.js';
 import type { Denial, PolicyMode } from '../mirror/policy.js';
-import { BUNDLE_JSON, BundleError, MAX_BUNDLE_JSON, SUMS, bundleId, parseBundleJson, type BundleManifest } from './bundle.js';
+import { BUNDLE_JSON, BundleError, MAX_BUNDLE_JSON, SUMS, bundleId, imageName, parseBundleJson, type BundleManifest } from './bundle.js';
+import { parseSums, readAll } from './bundle-entries.js';
 
 export interface ImportReport {
   id: string;
@@ -38,6 +39,10 @@ export interface ImportReport {
   ms: number;
   /** What the allow and deny lists deny, imported anyway (--force, or policy.mode report). */
   policyDenials: string[];
+  /** name:tag (or name@digest) of each image the bundle lists, for the audit log. */
+  imageNames: string[];
+  /** sha256 of the bundle's SHA256SUMS entry. */
+  sums: string;
 }
 
 export interface ImportPolicy {
@@ -62,7 +67,7 @@ const MAX_SUMS = 256 * 2 ** 20;
 const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
 
 export class Importer {
-  constructor(private readonly store: RegistryStore, private readonly opts: { maxManifestSize: number; onProgress?(done: number, total: number): void; policy?: ImportPolicy }, private readonly log: Logger) {}
+  constructor(private readonly store: Store, private readonly opts: { maxManifestSize: number; onProgress?(done: number, total: number): void; policy?: ImportPolicy }, private readonly log: Logger) {}
 
   /**
    * The policy's denials of these images, one line per repository denied by name or per tag;
@@ -102,6 +107,7 @@ export class Importer {
     const links = new Map<string, { file: LinkFile; target: Digest }>();
     const sums = new Map<string, string>();
     let header: BundleManifest | undefined;
+    let sumsDigest = '';
     let id = '';
     let listed = new Map<string, number>();
     let sumsFile: Map<string, string> | undefined;
@@ -141,7 +147,9 @@ export class Importer {
             total = header.blobs.reduce((a, b) => a + b.size, 0);
           } else if (name === SUMS) {
             if (size > MAX_SUMS) throw new BundleError(`entry ${name}: too large`);
-            sumsFile = parseSums(await readAll(entry, size));
+            const sumsBytes = await readAll(entry, size);
+            sumsDigest = `sha256:${createHasher('sha256').update(sumsBytes).digest('hex')}`;
+            sumsFile = parseSums(sumsBytes);
           } else {
             const f = parseLayoutPath(name);
             if (!f) throw new BundleError(`entry ${name}: not a file of the registry layout`);
@@ -189,7 +197,7 @@ export class Importer {
       // The links are what gets published, whatever the header said.
       const policyDenials = this.#policy(file, [...links.values()].map(({ file: f }) => (f.kind === 'tag-current' || f.kind === 'tag-index' ? { name: f.name, tag: f.tag } : { name: f.name })));
       const report = await this.#commit(blobs, links);
-      const result: ImportReport = { id, base: header.base?.id ?? null, ...report, manifests, ms: Date.now() - started, policyDenials };
+      const result: ImportReport = { id, base: header.base?.id ?? null, ...report, manifests, ms: Date.now() - started, policyDenials, imageNames: header.images.map(imageName), sums: sumsDigest };
       this.log.info(result, 'bundle imported');
       return result;
     } catch (e) {
@@ -203,8 +211,8 @@ export class Importer {
 
   /** Hashes a blob entry; stages it unless the store already holds it. */
   async #blob(entry: AsyncIterable<unknown>, d: Digest, size: number, name: string, progress: (n: number) => void): Promise<{ staged?: StagedWrite; sha256: string }> {
-    const present = await this.store.statBlob(d);
-    const staged = present?.size === size ? undefined : await this.store.stage();
+    const present = await this.store.blobs.stat(d);
+    const staged = present?.size === size ? undefined : await this.store.blobs.stage();
     const hash = createHasher(d.algorithm);
     const sha256 = d.algorithm === 'sha256' ? undefined : createHasher('sha256');
     try {
@@ -229,7 +237,7 @@ export class Importer {
   }
 
   async #has(d: Digest, blobs: Map<string, StagedBlob>): Promise<boolean> {
-    return blobs.has(d.toString()) || (await this.store.statBlob(d)) !== undefined;
+    return blobs.has(d.toString()) || (await this.store.blobs.stat(d)) !== undefined;
   }
 
   /**
@@ -249,7 +257,7 @@ export class Importer {
     let manifests = 0;
     for (const [path, { file, target }] of links) {
       if (!(await this.#has(target, blobs))) throw missingBase(`blob ${target.toString()} named by entry ${path}`);
-      if (file.kind === 'tag-current' && !revisions.has(`${file.name}@${target.toString()}`) && !(await this.store.hasRevision(file.name, target))) {
+      if (file.kind === 'tag-current' && !revisions.has(`${file.name}@${target.toString()}`) && !(await this.store.links.hasRevision(file.name, target))) {
         throw missingBase(`manifest ${target.toString()} of tag ${file.name}:${file.tag}`);
       }
       if (file.kind !== 'revision') continue;
@@ -264,7 +272,7 @@ export class Importer {
       if (parsed.kind === 'index') continue;
       for (const b of blobDescriptors(parsed)) {
         if (!(await this.#has(b.digest, blobs))) throw missingBase(`blob ${b.digest.toString()} of manifest ${file.name}@${target.toString()}`);
-        if (!layerLinks.has(`${file.name}@${b.digest.toString()}`) && !(await this.store.isBlobLinked(file.name, b.digest))) {
+        if (!layerLinks.has(`${file.name}@${b.digest.toString()}`) && !(await this.store.links.isBlobLinked(file.name, b.digest))) {
           throw missingBase(`the link of blob ${b.digest.toString()} in ${file.name}`);
         }
       }
@@ -292,12 +300,12 @@ export class Importer {
         await reader.close();
       }
     }
-    const m = await this.store.readManifestBlob(d);
+    const m = await this.store.blobs.readManifest(d);
     if (!m) throw new BundleError(`manifest ${d.toString()} vanished from the store`);
     return m.bytes;
   }
 
-  async #commit(blobs: Map<string, StagedBlob>, links: Map<string, { file: LinkFile; target: Digest }>): Promise<Omit<ImportReport, 'id' | 'base' | 'manifests' | 'ms' | 'policyDenials'>> {
+  async #commit(blobs: Map<string, StagedBlob>, links: Map<string, { file: LinkFile; target: Digest }>): Promise<Omit<ImportReport, 'id' | 'base' | 'manifests' | 'ms' | 'policyDenials' | 'imageNames' | 'sums'>> {
     let blobsAdded = 0;
     let bytesAdded = 0;
     let blobsPresent = 0;
@@ -306,7 +314,7 @@ export class Importer {
         blobsPresent++;
         continue;
       }
-      await this.store.commitBlob(b.staged, b.digest);
+      await this.store.blobs.commit(b.staged, b.digest);
       blobsAdded++;
       bytesAdded += b.size;
     }
@@ -316,40 +324,18 @@ export class Importer {
     const repositories = new Set([...links.values()].map((l) => l.file.name));
     // Imported names are the site's own from now on (marked before their links appear): no
     // upstream may replace them, eviction keeps them.
-    for (const name of repositories) await this.store.markLocal(name);
+    for (const name of repositories) await this.store.local.mark(name);
     const ordered = [...links.values()].sort((a, b) => LINK_ORDER[a.file.kind] - LINK_ORDER[b.file.kind]);
     for (const { file, target } of ordered) {
       if (file.kind === 'tag-current') {
-        const before = await this.store.resolveTag(file.name, file.tag).catch(() => undefined);
+        const before = await this.store.links.resolveTag(file.name, file.tag).catch(() => undefined);
         if (!before) tagsAdded++;
         else if (before.equals(target)) tagsUnchanged++;
         else tagsMoved++;
         if (before?.equals(target)) continue;
       }
-      await this.store.writeLayoutLink(file, target);
+      await this.store.links.writeLayoutLink(file, target);
     }
     return { blobsAdded, bytesAdded, blobsPresent, tagsAdded, tagsMoved, tagsUnchanged, repositories: repositories.size };
   }
-}
-
-async function readAll(entry: AsyncIterable<unknown>, size: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of entry) {
-    chunks.push(c as Buffer);
-    n += (c as Buffer).length;
-    if (n > size) break;
-  }
-  return Buffer.concat(chunks);
-}
-
-function parseSums(bytes: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of bytes.toString('utf8').split('\n')) {
-    if (!line) continue;
-    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
-    if (!m) throw new BundleError(`${SUMS}: malformed line ${JSON.stringify(line.slice(0, 100))}`);
-    out.set((m[2] as string).replace(/^\.\//, ''), m[1] as string);
-  }
-  return out;
 }

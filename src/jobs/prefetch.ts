@@ -14,8 +14,8 @@ import { blobDescriptors, formatPlatform, parseManifest, parsePlatform, platform
 import { MANIFEST_MEDIA_TYPES } from '../oci/media-types.js';
 import { parseImageReference, type ManifestReference } from '../oci/reference.js';
 import { selectTags } from '../oci/tag-pattern.js';
-import type { MirrorRegistry, UpstreamRoute } from '../mirror/mirror-registry.js';
-import type { Target } from '../mirror/registry.js';
+import type { PullThrough, UpstreamRoute } from '../mirror/pull-through.js';
+import type { Target } from '../mirror/image-source.js';
 import { imageTarget } from '../mirror/router.js';
 
 /** One concrete image to fetch: a reference with a tag or a digest. */
@@ -69,7 +69,7 @@ export class Prefetcher {
   readonly #blobs = new Map<string, Promise<{ fetched: boolean; bytes: number }>>();
   readonly #progress: PrefetchProgress;
 
-  constructor(private readonly registry: MirrorRegistry, private readonly opts: PrefetchOptions, private readonly log: Logger) {
+  constructor(private readonly registry: PullThrough, private readonly opts: PrefetchOptions, private readonly log: Logger) {
     this.#limit = pLimit(opts.concurrency);
     this.#progress = { imagesDone: 0, imagesTotal: 0, bytes: 0, bytesPlanned: 0, startedAt: Date.now() };
   }
@@ -151,7 +151,7 @@ export class Prefetcher {
 
   async #manifest(img: PrefetchImage, route: UpstreamRoute, digest: Digest, bytes: Buffer, mediaType: string, depth: number, counts: { newBlobs: number; bytes: number }, platforms: Set<string>, platform?: Platform): Promise<void> {
     const m = parseManifest(bytes, mediaType);
-    await this.registry.store.pin(route.storeName, digest);
+    await this.registry.store.pins.pin(route.storeName, digest);
     if (m.kind === 'index') {
       if (depth >= MAX_DEPTH) throw new Error(`index nesting deeper than ${MAX_DEPTH} at ${digest.toString()}`);
       const filter = this.opts.platforms;

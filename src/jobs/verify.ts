@@ -14,10 +14,8 @@
 import type { Logger } from '../logging/logger.js';
 import { createHasher, Digest } from '../oci/digest.js';
 import { blobDescriptors, parseManifest } from '../oci/manifest.js';
-import { layoutPath, type LayoutFile } from '../storage/paths.js';
-import type { RegistryStore } from '../storage/registry-store.js';
-
-type LinkFile = Exclude<LayoutFile, { kind: 'blob' }>;
+import type { LinkFile } from '../storage/link-store.js';
+import type { Store } from '../storage/store.js';
 
 export interface VerifyProblem {
   kind: 'corrupt-blob' | 'dangling-link' | 'invalid-link' | 'invalid-manifest';
@@ -54,14 +52,14 @@ function describe(f: LinkFile): string {
 }
 
 export class Verifier {
-  constructor(private readonly store: RegistryStore, private readonly opts: { repair: boolean; concurrency?: number; onProgress?(blobs: number, bytes: number): void }, private readonly log: Logger) {}
+  constructor(private readonly store: Store, private readonly opts: { repair: boolean; concurrency?: number; onProgress?(blobs: number, bytes: number): void }, private readonly log: Logger) {}
 
   async run(): Promise<VerifyReport> {
     const started = Date.now();
     const report: VerifyReport = { blobs: 0, bytes: 0, repositories: 0, links: 0, manifests: 0, incomplete: [], problems: [], quarantined: [], ms: 0 };
     const corrupt = new Set<string>();
     // A few workers pulling from one walk of blobs/: bounded memory whatever the store's size.
-    const walk = this.store.blobs();
+    const walk = this.store.blobs.all();
     const worker = async () => {
       for (;;) {
         const next = await walk.next();
@@ -81,12 +79,12 @@ export class Verifier {
     await Promise.all(Array.from({ length: this.opts.concurrency ?? 2 }, worker));
 
     const bad: Array<{ file: LinkFile; why: VerifyProblem }> = [];
-    const missing = async (d: Digest) => corrupt.has(d.toString()) || (await this.store.statBlob(d)) === undefined;
+    const missing = async (d: Digest) => corrupt.has(d.toString()) || (await this.store.blobs.stat(d)) === undefined;
     const link = async (file: LinkFile): Promise<Digest | undefined> => {
       report.links++;
       let target: Digest | undefined;
       try {
-        target = await this.store.readLink(layoutPath(file));
+        target = await this.store.links.readLayoutLink(file);
       } catch (e) {
         bad.push({ file, why: { kind: 'invalid-link', item: describe(file), detail: (e as Error).message } });
         return undefined;
@@ -103,18 +101,18 @@ export class Verifier {
       return target;
     };
 
-    for await (const name of this.store.repositories()) {
+    for await (const name of this.store.links.repositories()) {
       report.repositories++;
       const layers = new Set<string>();
-      for (const d of await this.store.layers(name)) if (await link({ kind: 'layer', name, digest: d })) layers.add(d.toString());
+      for (const d of await this.store.links.layers(name)) if (await link({ kind: 'layer', name, digest: d })) layers.add(d.toString());
       const revisions = new Set<string>();
-      for (const d of await this.store.revisions(name)) {
+      for (const d of await this.store.links.revisions(name)) {
         const file: LinkFile = { kind: 'revision', name, digest: d };
         if (!(await link(file))) continue;
         report.manifests++;
         let parsed;
         try {
-          const m = await this.store.readManifestBlob(d);
+          const m = await this.store.blobs.readManifest(d);
           if (!m) continue;
           parsed = parseManifest(m.bytes);
         } catch (e) {
@@ -128,8 +126,8 @@ export class Verifier {
           if (lacking.length) report.incomplete.push(`${name}@${d.toString()}`);
         }
       }
-      for (const tag of await this.store.tagDirectories(name)) {
-        for (const d of await this.store.tagHistory(name, tag)) await link({ kind: 'tag-index', name, tag, digest: d });
+      for (const tag of await this.store.links.tagDirectories(name)) {
+        for (const d of await this.store.links.tagHistory(name, tag)) await link({ kind: 'tag-index', name, tag, digest: d });
         const file: LinkFile = { kind: 'tag-current', name, tag };
         const target = await link(file);
         if (target && !revisions.has(target.toString())) {
@@ -143,13 +141,13 @@ export class Verifier {
       for (const p of report.problems) {
         if (p.kind !== 'corrupt-blob') continue;
         const d = Digest.parse(p.item);
-        const to = await this.store.quarantineBlob(d);
+        const to = await this.store.blobs.quarantine(d);
         report.quarantined.push(to);
         p.repaired = true;
         this.log.warn({ digest: p.item, quarantine: to }, 'corrupt blob quarantined');
       }
       for (const b of bad) {
-        await this.store.deleteLayoutLink(b.file);
+        await this.store.links.deleteLayoutLink(b.file);
         b.why.repaired = true;
         this.log.warn({ link: b.why.item, why: b.why.detail }, 'link removed');
       }
@@ -159,7 +157,7 @@ export class Verifier {
   }
 
   async #hash(d: Digest): Promise<{ hex: string; size: number } | undefined> {
-    const s = await this.store.openBlob(d);
+    const s = await this.store.blobs.open(d);
     if (!s) return undefined;
     const h = createHasher(d.algorithm);
     let size = 0;

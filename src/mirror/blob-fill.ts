@@ -14,10 +14,13 @@
  * resumed with a Range request from the received offset (restarting when the upstream ignores
  * the range), keeping the hash running.
  *
- * Under storage.maxSize the fill asks for room (StoreSpace) as soon as its size is known and
+ * Under storage.maxSize the fill asks for room (fill-room.ts) as soon as its size is known and
  * waits for it before the commit: the store's blob bytes never cross the ceiling. With no room
  * (nothing evictable left), the clients still get every byte, from memory and from the staged
  * object, which is kept until the last of them is done; the blob is not stored.
+ *
+ * This file is the tee, verify and commit core with its resumes; the clients' streams are
+ * fill-follower.ts, the in-memory window fill-window.ts, the pace fill-pace.ts.
  */
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
@@ -26,8 +29,13 @@ import type { Logger } from '../logging/logger.js';
 import { createHasher, type Digest } from '../oci/digest.js';
 import { DigestMismatchError, MirrorError, UpstreamBadResponseError, UpstreamUnavailableError } from '../oci/errors.js';
 import type { PositionalReader, StagedWrite } from '../storage/driver.js';
-import { PooledReadable } from '../storage/pooled-readable.js';
-import type { RegistryStore } from '../storage/registry-store.js';
+import type { Store } from '../storage/store.js';
+import { FillFollower } from './fill-follower.js';
+import { FillPace } from './fill-pace.js';
+import { FillRoom, type StoreSpace } from './fill-room.js';
+import { FillWindow } from './fill-window.js';
+
+export type { SpaceReservation, StoreSpace } from './fill-room.js';
 
 export interface FillSource {
   /** Opens the upstream body at `offset`: `start` is where the body really starts (0 when the range was ignored). */
@@ -57,47 +65,8 @@ export interface FillOptions {
   onSettled?: (outcome: 'done' | 'failed' | 'not_stored', bytes: number, error?: Error) => void;
 }
 
-/** Room in the store for new blob bytes (storage.maxSize), made before they are committed. */
-export interface StoreSpace {
-  /** Makes room for `bytes` more (evicting if need be); undefined when there is none to make. */
-  reserve(bytes: number, digest: string): Promise<SpaceReservation | undefined>;
-}
-
-export interface SpaceReservation {
-  /** The reserved bytes were stored, or not (failed, not committed): the reservation ends. */
-  settle(stored: boolean): void;
-}
-
 /** A fill that found no room: how long its staged object outlives its last client, for one about to join. */
 const NOT_STORED_LINGER_MS = 1_000;
-
-/** Room when there is no limit. */
-const UNLIMITED: SpaceReservation = { settle: () => undefined };
-
-/**
- * The newest bytes of a fill stay in memory (the upstream's own chunks, shared, never copied):
- * clients that keep up with the download are served from here, with no wait for the write to
- * the store and no read back from it; clients further behind read the staged object.
- */
-const WINDOW_BYTES = 1 << 20;
-
-/**
- * A fill runs at most this far ahead of its fastest client, so that client is served from the
- * window and the upstream transfer keeps the client's pace, as a direct pull would. Without it,
- * on a fast upstream the fill ran ahead and the client read nearly every byte back from the
- * staged file: on a 2-core machine a 512 MiB cold pull took 1.8–1.9 CPU seconds and 3.5–3.8 s
- * instead of 1.65–1.7 and 3.2–3.4 s. Only clients that took bytes within PACE_STALL_MS count:
- * one that stops reading holds the fill up for no longer than that, and the others (or none)
- * set the pace from then on. A fill with no client (prefetch, everyone left) runs free.
- */
-const PACE_AHEAD = WINDOW_BYTES / 2;
-const PACE_STALL_MS = 250;
-
-/**
- * Read size for clients behind the window. Smaller than stored-file reads: many clients follow
- * one fill at once, and each holds up to two of these.
- */
-const FOLLOWER_READ = 128 << 10;
 
 export class BlobFill extends EventEmitter {
   state: 'running' | 'done' | 'failed' = 'running';
@@ -118,16 +87,12 @@ export class BlobFill extends EventEmitter {
   #received = 0;
   /** The bytes hash to the digest and are all written through: clients may have the last byte. */
   #verified = false;
-  /** The newest received chunks, from offset #windowStart on (WINDOW_BYTES and a chunk at most). */
-  #window: Buffer[] = [];
-  #windowStart = 0;
-  #windowBytes = 0;
-  /** The clients following this fill now, for its pace. */
-  readonly #followers = new Set<FillFollower>();
-  /** Wakes the fill when it waits for its fastest client (#pace). */
-  #wake: (() => void) | undefined;
-  /** Room asked for as soon as the size was known (storage.maxSize). */
-  #room: Promise<SpaceReservation | undefined> | undefined;
+  /** The newest received chunks, for the clients that keep up. */
+  readonly #window = new FillWindow();
+  /** The clients following this fill now, and the pace they set it. */
+  readonly #pace = new FillPace();
+  /** Room under storage.maxSize, asked for as soon as the size is known. */
+  readonly #room: FillRoom;
   /** A fill not stored: removes the staged object once no client has followed it for a while. */
   #linger: NodeJS.Timeout | undefined;
   /** That removal, once started (shutdown waits for it). */
@@ -135,12 +100,13 @@ export class BlobFill extends EventEmitter {
 
   constructor(
     readonly digest: Digest,
-    private readonly store: RegistryStore,
+    private readonly store: Store,
     private readonly source: FillSource,
     private readonly opts: FillOptions,
   ) {
     super();
     this.setMaxListeners(0);
+    this.#room = new FillRoom(opts.space, digest, opts.log);
     let readyResolve!: () => void;
     let readyReject!: (e: Error) => void;
     this.ready = new Promise<void>((res, rej) => {
@@ -174,29 +140,19 @@ export class BlobFill extends EventEmitter {
     return Math.max(0, this.size === undefined ? bytes - 1 : Math.min(bytes, this.size - 1));
   }
 
-  /** Up to `max` bytes from `pos` out of the in-memory window (below `received`), or undefined. */
-  windowSlice(pos: number, max: number): Buffer | undefined {
-    let at = this.#windowStart;
-    if (pos < at) return undefined;
-    for (const c of this.#window) {
-      if (pos < at + c.length) return c.subarray(pos - at, Math.min(c.length, pos - at + max));
-      at += c.length;
-    }
-    return undefined;
-  }
-
   /** Stops the fill (shutdown): the temp object is removed, followers see an error. */
   abort(reason = 'the fill was stopped'): void {
     if (this.state !== 'running') return;
     this.#aborted = true;
+    this.#pace.stop();
     this.#body?.destroy(new UpstreamUnavailableError(reason));
   }
 
   async #run(readyResolve: () => void): Promise<void> {
-    const staged = await this.store.stage();
+    const staged = await this.store.blobs.stage();
     this.#staged = staged;
     const hash = createHasher(this.digest.algorithm);
-    const ctl: FillControl = { claim: () => this.store.targetBlob(staged, this.digest) };
+    const ctl: FillControl = { claim: () => this.store.blobs.target(staged, this.digest) };
     let resumes = 0;
     let headersSeen = false;
     try {
@@ -210,7 +166,7 @@ export class BlobFill extends EventEmitter {
             headersSeen = true;
             this.size = total;
             // Eviction, if any is needed, runs while the bytes arrive, not after them.
-            if (total !== undefined) this.#room = this.#reserve(total);
+            if (total !== undefined) this.#room.ask(total);
             readyResolve();
           } else if (total !== undefined && this.size !== undefined && total !== this.size) {
             body.destroy();
@@ -233,10 +189,10 @@ export class BlobFill extends EventEmitter {
             }
             hash.update(chunk);
             youngBytes(chunk.length);
-            this.#remember(chunk);
+            this.#window.push(chunk);
             this.#received += chunk.length;
             this.emit('progress');
-            if (this.#followers.size) await this.#pace();
+            if (this.#pace.followed) await this.#pace.wait(this.#received);
             try {
               await staged.write(chunk);
             } catch (e) {
@@ -265,13 +221,13 @@ export class BlobFill extends EventEmitter {
       this.#verified = true;
       this.emit('progress');
       if ((await this.source.shouldCommit?.(this.#received)) ?? true) {
-        const room = await this.#roomToCommit();
+        const room = await this.#room.toCommit(this.#received);
         if (!room) {
           this.#notStored();
           return;
         }
         try {
-          await this.store.commitBlob(staged, this.digest);
+          await this.store.blobs.commit(staged, this.digest);
         } catch (e) {
           room.settle(false);
           throw e;
@@ -279,16 +235,16 @@ export class BlobFill extends EventEmitter {
         room.settle(true);
       } else {
         // Another replica publishes it (fleet).
-        void this.#room?.then((r) => r?.settle(false));
+        this.#room.giveBack();
         await staged.abort();
       }
       this.stored = true;
-      for (const repo of this.repositories) await this.store.linkBlob(repo, this.digest);
+      for (const repo of this.repositories) await this.store.links.linkBlob(repo, this.digest);
       this.state = 'done';
       this.emit('progress');
       this.opts.onSettled?.('done', this.#received);
     } catch (e) {
-      void this.#room?.then((r) => r?.settle(false));
+      this.#room.giveBack();
       await staged.abort();
       this.state = 'failed';
       this.error = e instanceof Error ? e : new Error(String(e));
@@ -303,24 +259,6 @@ export class BlobFill extends EventEmitter {
     } finally {
       await this.source.settled?.().catch(() => undefined);
     }
-  }
-
-  /** Asks for room for `bytes`; undefined when there is none (or making it failed). */
-  #reserve(bytes: number): Promise<SpaceReservation | undefined> {
-    const space = this.opts.space;
-    if (!space) return Promise.resolve(UNLIMITED);
-    return space.reserve(bytes, this.digest.toString()).catch((e: unknown) => {
-      this.opts.log.error({ digest: this.digest.toString(), err: (e as Error).message }, 'could not make room in the store');
-      return undefined;
-    });
-  }
-
-  /**
-   * Room for the verified blob: the reservation made when its size became known or, refused
-   * then (other pulls may have finished since) or never asked (no Content-Length), a new one.
-   */
-  async #roomToCommit(): Promise<SpaceReservation | undefined> {
-    return (await this.#room) ?? this.#reserve(this.#received);
   }
 
   /** No room under storage.maxSize: the clients get every byte, the store none. */
@@ -342,11 +280,11 @@ export class BlobFill extends EventEmitter {
    * stream yet; then it is removed. A reader opened before keeps its descriptor to the end.
    */
   #releaseWhenIdle(): void {
-    if (this.stored !== false || !this.#staged || this.#followers.size > 0 || this.#linger) return;
+    if (this.stored !== false || !this.#staged || this.#pace.followed || this.#linger) return;
     this.#linger = setTimeout(() => {
       this.#linger = undefined;
       // Those who joined meanwhile call this again when they leave.
-      if (this.#followers.size === 0) void this.discard();
+      if (!this.#pace.followed) void this.discard();
     }, NOT_STORED_LINGER_MS);
     this.#linger.unref();
   }
@@ -366,167 +304,20 @@ export class BlobFill extends EventEmitter {
     return this.#discarded ?? Promise.resolve();
   }
 
-  /** Waits while the fastest client that is still taking bytes is more than PACE_AHEAD behind. */
-  async #pace(): Promise<void> {
-    for (;;) {
-      if (this.#aborted) return;
-      const now = performance.now();
-      let lead: FillFollower | undefined;
-      for (const f of this.#followers) {
-        if (now - f.movedAt < PACE_STALL_MS && (!lead || f.pos > lead.pos)) lead = f;
-      }
-      if (!lead || this.#received - lead.pos <= PACE_AHEAD) return;
-      const wait = PACE_STALL_MS - (now - lead.movedAt);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.#wake = undefined;
-          resolve();
-        }, wait);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
-
-  /** A client starts following (its stream now sets the fill's pace too). */
-  attach(f: FillFollower): void {
-    this.#followers.add(f);
-  }
-
   /** A client's stream ended or was destroyed. */
   detach(f: FillFollower): void {
-    this.#followers.delete(f);
-    this.advanced();
+    this.#pace.detach(f);
     this.#releaseWhenIdle();
-  }
-
-  /** A client took more bytes: the fill may go on if it waits for it. */
-  advanced(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-
-  #remember(chunk: Buffer): void {
-    this.#window.push(chunk);
-    this.#windowBytes += chunk.length;
-    while (this.#window.length > 1 && this.#windowBytes - this.#window[0]!.length >= WINDOW_BYTES) {
-      const old = this.#window.shift()!;
-      this.#windowStart += old.length;
-      this.#windowBytes -= old.length;
-    }
   }
 
   /** A stream of the blob from `start` (inclusive) to `end` (inclusive, default: the end). */
   follow(start = 0, end?: number): Readable {
-    return new FillFollower(this, this.store, start, end);
+    return new FillFollower(this, this.#pace, this.#window, this.store, start, end);
   }
 
   /** For the follower: a reader on the staged object, or undefined once it moved or failed. */
   openStagedReader(): Promise<PositionalReader | undefined> {
     return this.#staged ? this.#staged.openReader() : Promise.resolve(undefined);
-  }
-}
-
-/**
- * One client's stream of a fill: reads the staged object as the fill writes it (waiting for
- * progress when it has caught up), and the committed blob once the staged object has moved.
- * A reader opened before the commit keeps its descriptor (the same inode) to the end.
- */
-class FillFollower extends PooledReadable {
-  #pos: number;
-  /** When this stream last took bytes (performance.now()), for the fill's pace. */
-  movedAt = performance.now();
-  #reader: PositionalReader | undefined;
-  #opened = false;
-  #final = false;
-
-  constructor(private readonly fill: BlobFill, private readonly store: RegistryStore, start: number, private readonly end?: number) {
-    super(FOLLOWER_READ);
-    this.#pos = start;
-    fill.attach(this);
-  }
-
-  /** The next byte this stream hands on. */
-  get pos(): number {
-    return this.#pos;
-  }
-
-  #moved(n: number): void {
-    this.#pos += n;
-    this.movedAt = performance.now();
-    this.fill.advanced();
-  }
-
-  #last(): number {
-    const f = this.fill;
-    return this.end ?? (f.size === undefined ? Infinity : f.size - 1);
-  }
-
-  protected override remaining(): number | undefined {
-    const last = this.#last();
-    return last === Infinity ? undefined : last + 1 - this.#pos;
-  }
-
-  protected async next(buf: Buffer): Promise<number | Buffer> {
-    const f = this.fill;
-    for (;;) {
-      if (this.destroyed) return 0;
-      if (f.state === 'failed') throw f.error ?? new Error('fill failed');
-      const last = this.#last();
-      if (this.#pos > last) return 0;
-      const inMemory = Math.min(f.received, last + 1);
-      if (this.#pos < inMemory) {
-        const b = f.windowSlice(this.#pos, Math.min(buf.length, inMemory - this.#pos));
-        if (b) {
-          this.#moved(b.length);
-          return b;
-        }
-      }
-      const limit = this.#final ? last + 1 : Math.min(f.readable, last + 1);
-      if (this.#pos >= limit) {
-        await new Promise<void>((r) => f.once('progress', r));
-        continue;
-      }
-      if (!this.#opened) {
-        this.#opened = true;
-        this.#reader = await f.openStagedReader();
-        if (this.destroyed) return this.#closeLate();
-      }
-      if (!this.#reader) {
-        // The staged object is gone: committed (read the stored blob) or failed.
-        if (f.state !== 'done') {
-          await new Promise<void>((r) => f.once('progress', r));
-          this.#opened = false;
-          continue;
-        }
-        if (f.stored === false) throw new Error('the blob was not stored and its staged copy is gone');
-        this.#reader = await this.store.openBlobReader(f.digest);
-        if (this.destroyed) return this.#closeLate();
-        if (!this.#reader) throw new Error('committed blob is missing');
-        this.#final = true;
-        continue;
-      }
-      const n = await this.#reader.read(buf.length > limit - this.#pos ? buf.subarray(0, limit - this.#pos) : buf, this.#pos);
-      if (n === 0) throw new Error('staged blob shorter than announced');
-      this.#moved(n);
-      return n;
-    }
-  }
-
-  /** A reader that was still being opened when the stream was destroyed: closed here, not leaked. */
-  async #closeLate(): Promise<number> {
-    await this.release();
-    return 0;
-  }
-
-  protected async release(): Promise<void> {
-    this.fill.detach(this);
-    const r = this.#reader;
-    this.#reader = undefined;
-    await r?.close();
   }
 }
 

@@ -1,18 +1,18 @@
 import type { PageRequest } from '../oci/pagination.js';
-import type { RegistryStore } from '../storage/registry-store.js';
-import type { Page } from './registry.js';
+import type { Store } from '../storage/store.js';
+import type { Page } from './image-source.js';
 
 /**
  * A catalog page in Distribution's order, which is its directory walk: `last` is a position in
  * that walk, not a string comparison. Collects at most n entries without loading the whole list;
  * repositories `visible` refuses (the caller may not pull them) are skipped, never counted.
  */
-export async function catalogPage(store: RegistryStore, page: PageRequest, defaultN: number, visible: (name: string) => boolean = () => true): Promise<Page> {
+export async function catalogPage(store: Store, page: PageRequest, defaultN: number, visible: (name: string) => boolean = () => true): Promise<Page> {
   const n = page.n ?? defaultN;
   const items: string[] = [];
   if (n === 0) return { items };
   const last = page.last ?? '';
-  for await (const repo of store.repositories()) {
+  for await (const repo of store.links.repositories()) {
     if ((last !== '' && !walkOrderAfter(repo, last)) || !visible(repo)) continue;
     if (items.length === n) return { items, next: items[items.length - 1] };
     items.push(repo);

@@ -1,7 +1,7 @@
 /**
  * The registry's write side (distribution-spec "Push" and "Content Management"): blob upload
- * sessions, cross-repository mounts, manifest pushes with their reference checks, deletes, the
- * referrers API, and the sweep of abandoned uploads.
+ * sessions, cross-repository mounts, manifest pushes with their reference checks, deletes, and
+ * the sweep of abandoned uploads. The referrers API, a read, is referrers.ts.
  *
  * Upload bytes live in the layout's `_uploads/<id>/data` and are renamed into `blobs/` only
  * after their digest is verified, so a blob is never visible before it is whole and right. The
@@ -25,12 +25,11 @@ import {
   SizeInvalidError,
   UnsupportedError,
 } from '../oci/errors.js';
-import { MediaType } from '../oci/media-types.js';
 import { blobDescriptors, childManifests, parseManifest, type Descriptor } from '../oci/manifest.js';
 import type { ManifestReference } from '../oci/reference.js';
 import { AppendOffsetError } from '../storage/driver.js';
-import type { RegistryStore } from '../storage/registry-store.js';
-import type { ResolvedName } from './registry.js';
+import type { Store } from '../storage/store.js';
+import type { ResolvedName } from './image-source.js';
 import { notPushable } from './router.js';
 
 export interface PushOptions {
@@ -67,7 +66,7 @@ export class PushService {
   readonly #sessions = new Map<string, { owner: string; size: number }>();
 
   constructor(
-    private readonly store: RegistryStore,
+    private readonly store: Store,
     private opts: PushOptions,
     private readonly log: Logger,
   ) {}
@@ -116,7 +115,7 @@ export class PushService {
       }
     }
     const id = randomUUID();
-    await this.store.createUpload(repo, id);
+    await this.store.uploads.create(repo, id);
     this.#hashes.set(this.#key(repo, id), { hash: createHasher('sha256'), size: 0 });
     this.#sessions.set(this.#key(repo, id), { owner, size: 0 });
     return { id, size: 0 };
@@ -139,11 +138,11 @@ export class PushService {
    */
   async mount(repository: ResolvedName, digest: Digest, from: ResolvedName): Promise<boolean> {
     const repo = this.#pushName(repository);
-    if (!(await this.store.isBlobLinked(from.storeName, digest))) return false;
+    if (!(await this.store.links.isBlobLinked(from.storeName, digest))) return false;
     // Refreshing the blob's time keeps a concurrent gc from sweeping it before the manifest
     // that needs it arrives.
-    if (!(await this.store.touchBlob(digest))) return false;
-    await this.store.linkBlob(repo, digest);
+    if (!(await this.store.blobs.touch(digest))) return false;
+    await this.store.links.linkBlob(repo, digest);
     return true;
   }
 
@@ -153,7 +152,7 @@ export class PushService {
   }
 
   async #size(repo: string, id: string): Promise<number> {
-    const size = UPLOAD_ID.test(id) ? await this.store.uploadSize(repo, id) : undefined;
+    const size = UPLOAD_ID.test(id) ? await this.store.uploads.size(repo, id) : undefined;
     if (size === undefined) throw new BlobUploadUnknownError(undefined, { detail: { name: repo, uuid: id } });
     return size;
   }
@@ -191,7 +190,7 @@ export class PushService {
       };
       let n: number | undefined;
       try {
-        n = await this.store.appendUpload(repo, id, hashing(), size);
+        n = await this.store.uploads.append(repo, id, hashing(), size);
       } catch (e) {
         if (e instanceof AppendOffsetError) throw outOfOrder(e.size, 'another request changed the upload');
         throw e;
@@ -221,17 +220,17 @@ export class PushService {
         actual = state.hash.digest('hex');
       } else {
         const h = createHasher(digest.algorithm);
-        const stream = await this.store.openUpload(repo, id);
+        const stream = await this.store.uploads.open(repo, id);
         if (!stream) throw new BlobUploadUnknownError(undefined, { detail: { name: repo, uuid: id } });
         for await (const chunk of stream) h.update(chunk as Buffer);
         actual = h.digest('hex');
       }
       if (actual !== digest.hex) {
-        await this.store.deleteUpload(repo, id);
+        await this.store.uploads.delete(repo, id);
         this.#sessions.delete(key);
         throw new DigestInvalidError(`the upload's ${size} bytes hash to ${digest.algorithm}:${actual}, not ${digest.toString()}`, { detail: { digest: digest.toString() } });
       }
-      await this.store.commitUpload(repo, id, digest);
+      await this.store.uploads.commit(repo, id, digest);
       this.#sessions.delete(key);
     });
   }
@@ -242,7 +241,7 @@ export class PushService {
     try {
       await this.finish(repository, id, digest, body, undefined, length);
     } catch (e) {
-      await this.store.deleteUpload(repository.storeName, id).catch(() => undefined);
+      await this.store.uploads.delete(repository.storeName, id).catch(() => undefined);
       this.#sessions.delete(this.#key(repository.storeName, id));
       throw e;
     }
@@ -253,7 +252,7 @@ export class PushService {
     await this.#serial(this.#key(repo, id), async () => {
       await this.#size(repo, id);
       this.#hashes.delete(this.#key(repo, id));
-      await this.store.deleteUpload(repo, id);
+      await this.store.uploads.delete(repo, id);
       this.#sessions.delete(this.#key(repo, id));
     });
   }
@@ -261,15 +260,14 @@ export class PushService {
   /** Removes upload sessions untouched for `abandonAfter`; returns how many. */
   async sweepUploads(now = Date.now()): Promise<number> {
     let removed = 0;
-    for await (const repo of this.store.repositories()) {
-      for (const u of await this.store.uploads(repo)) {
-        const key = this.#key(repo, u.id);
-        if (this.#busy.has(key) || now - u.modTime.getTime() < this.opts.abandonAfter) continue;
-        this.#hashes.delete(key);
-        await this.store.deleteUpload(repo, u.id);
-        this.#sessions.delete(key);
-        removed++;
+    for await (const repo of this.store.links.repositories()) {
+      // A session a request is working on (#serial) stays, however old its last write.
+      const gone = await this.store.uploads.sweep(repo, now - this.opts.abandonAfter, (id) => this.#busy.has(this.#key(repo, id)));
+      for (const id of gone) {
+        this.#hashes.delete(this.#key(repo, id));
+        this.#sessions.delete(this.#key(repo, id));
       }
+      removed += gone.length;
     }
     if (removed > 0) this.log.info({ removed }, 'removed abandoned uploads');
     return removed;
@@ -292,14 +290,14 @@ export class PushService {
     for (const d of blobDescriptors(m)) {
       // Non-distributable layers (foreign URLs) are not expected to be in the registry.
       if (d.urls && d.urls.length > 0) continue;
-      if (!(await this.store.isBlobLinked(repo, d.digest)) || !(await this.store.touchBlob(d.digest))) throw blobUnknown(d);
+      if (!(await this.store.links.isBlobLinked(repo, d.digest)) || !(await this.store.blobs.touch(d.digest))) throw blobUnknown(d);
     }
     for (const d of childManifests(m)) {
-      if (!(await this.store.hasRevision(repo, d.digest)) || !(await this.store.touchBlob(d.digest))) throw blobUnknown(d);
+      if (!(await this.store.links.hasRevision(repo, d.digest)) || !(await this.store.blobs.touch(d.digest))) throw blobUnknown(d);
     }
     // Pushed content makes the name local for good, whatever push.repositories later says.
-    await this.store.markLocal(repo);
-    const stored = await this.store.putManifest(repo, bytes, ref.kind === 'tag' ? ref.tag : undefined, ref.kind === 'digest' ? ref.digest.algorithm : 'sha256');
+    await this.store.local.mark(repo);
+    const stored = await this.store.links.putManifest(repo, bytes, ref.kind === 'tag' ? ref.tag : undefined, ref.kind === 'digest' ? ref.digest.algorithm : 'sha256');
     return { digest: stored.digest, ...(m.subject ? { subject: m.subject.digest } : {}) };
   }
 
@@ -314,13 +312,13 @@ export class PushService {
     this.#checkDelete();
     const storeName = repository.storeName;
     if (ref.kind === 'tag') {
-      if (!(await this.store.resolveTag(storeName, ref.tag).catch(() => undefined))) throw new ManifestUnknownError(undefined, { detail: { name: storeName, tag: ref.tag } });
-      await this.store.deleteTag(storeName, ref.tag);
+      if (!(await this.store.links.resolveTag(storeName, ref.tag).catch(() => undefined))) throw new ManifestUnknownError(undefined, { detail: { name: storeName, tag: ref.tag } });
+      await this.store.links.deleteTag(storeName, ref.tag);
       this.log.info({ name: storeName, tag: ref.tag }, 'tag deleted');
       return;
     }
-    if (!(await this.store.hasRevision(storeName, ref.digest))) throw new ManifestUnknownError(undefined, { detail: { name: storeName, digest: ref.digest.toString() } });
-    const tags = await this.store.deleteManifest(storeName, ref.digest);
+    if (!(await this.store.links.hasRevision(storeName, ref.digest))) throw new ManifestUnknownError(undefined, { detail: { name: storeName, digest: ref.digest.toString() } });
+    const tags = await this.store.links.deleteManifest(storeName, ref.digest);
     this.log.info({ name: storeName, digest: ref.digest.toString(), tags }, 'manifest deleted');
   }
 
@@ -328,45 +326,11 @@ export class PushService {
   async deleteBlob(repository: ResolvedName, digest: Digest): Promise<void> {
     this.#checkDelete();
     const storeName = repository.storeName;
-    if (!(await this.store.hasLayer(storeName, digest))) throw new BlobUnknownError(undefined, { detail: { name: storeName, digest: digest.toString() } });
-    await this.store.unlinkBlob(storeName, digest);
+    if (!(await this.store.links.hasLayer(storeName, digest))) throw new BlobUnknownError(undefined, { detail: { name: storeName, digest: digest.toString() } });
+    await this.store.links.unlinkBlob(storeName, digest);
     this.log.info({ name: storeName, digest: digest.toString() }, 'blob unlinked');
   }
 
-  // ---- referrers (OCI distribution-spec 1.1 "Listing Referrers") ---------------------------
-
-  /**
-   * An OCI index of the repository's manifests whose `subject` is `digest`, optionally only
-   * those of one artifactType. Found by reading the repository's manifests (kept in memory by
-   * digest), so referrers pushed by any means, imported or mirrored are all listed.
-   */
-  async referrers(repository: ResolvedName, digest: Digest, artifactType?: string): Promise<Buffer> {
-    const storeName = repository.storeName;
-    const manifests: Array<Record<string, unknown>> = [];
-    for (const d of await this.store.revisions(storeName)) {
-      const stored = await this.store.readManifestBlob(d).catch(() => undefined);
-      if (!stored) continue;
-      let m;
-      try {
-        m = parseManifest(stored.bytes);
-      } catch {
-        continue;
-      }
-      if (!m.subject?.digest.equals(digest)) continue;
-      // The spec: the manifest's artifactType, else its config's media type.
-      const type = m.artifactType ?? m.config?.mediaType;
-      if (artifactType !== undefined && type !== artifactType) continue;
-      manifests.push({
-        mediaType: m.mediaType,
-        digest: d.toString(),
-        size: stored.bytes.byteLength,
-        ...(type ? { artifactType: type } : {}),
-        ...(m.annotations ? { annotations: m.annotations } : {}),
-      });
-    }
-    manifests.sort((a, b) => String(a.digest).localeCompare(String(b.digest)));
-    return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
-  }
 }
 
 function outOfOrder(size: number, message: string): RangeInvalidError {

@@ -19,7 +19,7 @@
 import picomatch from 'picomatch';
 import { DeniedError, NameInvalidError } from '../oci/errors.js';
 import { dockerHubName, normalizeRegistryHost, parseRepositoryName } from '../oci/reference.js';
-import type { ResolvedName, Target } from './registry.js';
+import type { ResolvedName, Target } from './image-source.js';
 
 export interface Route<U> extends ResolvedName {
   /** The upstream to fill misses from; undefined when the name is served from the store only. */

@@ -1,7 +1,7 @@
 /**
  * undici's dispatchers and their request API, without the rest of the package. Its index also
  * loads fetch, WebSocket, EventSource, the HTTP caches and the mock agents, none of which airlock
- * uses: 3 MiB of heap and 10 MiB of RSS in every process (measured on Node 20, undici 7.30).
+ * uses, at a cost in heap and RSS in every process. See bench/PERFORMANCE.md#undici-without-its-index.
  *
  * The modules below are what the index itself wires together; the package has no `exports` map,
  * so these paths are importable. test/unit/runtime/undici.test.ts checks that they still are,

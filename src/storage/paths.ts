@@ -22,6 +22,8 @@
  *       ├── local/<name>/_local                                          names that hold pushed or
  *       │                                                                imported content: never
  *       │                                                                routed to an upstream
+ *       ├── fleet/{leases/<alg>-<hex>,tags/…}                            replicas' fill leases and
+ *       │                                                                tag markers
  *       └── quarantine/<alg>-<hex>-<time>/data                           blobs `verify --repair` found
  *                                                                        corrupt
  *
@@ -29,7 +31,7 @@
  * distribution grammar (oci/reference.ts, oci/digest.ts); none can contain '..' or '/' where a
  * component is expected. The filesystem driver checks containment once more.
  */
-import { Digest } from '../oci/digest.js';
+import { Digest, digestBytes } from '../oci/digest.js';
 import { isValidRepositoryName, isValidTag } from '../oci/reference.js';
 
 export const V2 = 'docker/registry/v2';
@@ -62,6 +64,21 @@ export function layerLinkPath(name: string, d: Digest): string {
 /** The marker of a local name (no component may start with '_', so it never meets a child name). */
 export function localMarkerPath(name: string): string {
   return `${LOCAL}/${name}/_local`;
+}
+
+/** A pin's file: named by a hash of `name@digest`, which holds characters a path must not. */
+export function pinPath(name: string, d: Digest): string {
+  return `${PINS}/sha256-${digestBytes(Buffer.from(`${name}@${d.toString()}`)).hex}`;
+}
+
+/** Where a corrupt blob's directory goes (the time keeps two quarantines of one digest apart). */
+export function quarantinePath(d: Digest, at: number): string {
+  return `${QUARANTINE}/${d.algorithm}-${d.hex}-${at}`;
+}
+
+/** A coordination object of the fleet (`leases/<alg>-<hex>`, `tags/…`: fleet-lease.ts, mirror/fleet.ts). */
+export function fleetPath(name: string): string {
+  return `${FLEET}/${name}`;
 }
 
 export function layersPath(name: string): string {
@@ -103,6 +120,14 @@ export function uploadsPath(name: string): string {
 /** An upload session's directory: `data` holds the bytes so far, `startedat` when it began. */
 export function uploadPath(name: string, id: string): string {
   return `${REPOSITORIES}/${name}/_uploads/${id}`;
+}
+
+export function uploadDataPath(name: string, id: string): string {
+  return `${uploadPath(name, id)}/data`;
+}
+
+export function uploadStartedAtPath(name: string, id: string): string {
+  return `${uploadPath(name, id)}/startedat`;
 }
 
 /** The link file's content, as Distribution writes it: the digest string, no newline. */

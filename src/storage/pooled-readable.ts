@@ -1,19 +1,16 @@
 /**
- * A Readable of stored bytes that, when piped into an HTTP response, reads into recycled
- * buffers and writes them straight to the response, taking each buffer back once the response
- * has handed its bytes to the kernel (the write callback).
+ * A Readable of stored bytes that can lend recycled buffers: a consumer that knows when it is
+ * done with each one (http/blob-body.ts: a response's write callback fires once the socket or
+ * TLS layer has consumed the bytes) borrows them with lend() and gives each back, writing them
+ * itself. lendOnPipe() lets such a consumer take over a pipe() (fastify pipes reply bodies).
  *
- * Why: a Readable allocates a fresh buffer per read. Serving a blob to 16 clients at once
- * allocated ≈1 GiB of short-lived buffers per 64 MiB image; V8 collects them only when the
- * external memory it tracks has grown by tens of MiB, so the process held 60+ MiB of dead
- * buffers at any time (measured with heap snapshots and /proc/<pid>/smaps during the bench's
- * concurrent case). Recycling keeps the buffers in use to about one per client.
+ * Why: a Readable allocates a fresh buffer per read, and V8 frees them only after tens of MiB,
+ * so many clients at once kept many dead buffers resident. Recycling keeps the buffers in use to
+ * about one per client. See bench/PERFORMANCE.md#recycled-read-buffers.
  *
- * Only an `http.ServerResponse` gets recycled buffers: its write callback fires once the socket
- * (or TLS layer) has consumed the bytes. Other destinations (a Transform may keep a chunk after
- * calling back) and plain `read()`/`for await` consumers get fresh buffers, as from any Readable.
+ * Everything else (a Transform may keep a chunk after calling back, and plain `read()`/`for await`
+ * consumers) gets fresh buffers, as from any Readable.
  */
-import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 
 /** Free buffers kept for reuse, per buffer size; beyond this many, returned ones go to the GC. */
@@ -21,25 +18,23 @@ const MAX_FREE = 16;
 const pools = new Map<number, Buffer[]>();
 
 /**
- * Each response holds up to two buffers: the one being written and the read ahead. While the
- * buffers that responses hold add up to more than LENT_LIMIT, new reads are at most BUSY_CHUNK:
- * 16 clients of 4 layers each could otherwise hold up to 64 MiB of 512 KiB buffers. Below the
- * limit, every response gets the large reads that a fast socket needs. Measured on 16
- * concurrent cold pulls of a 64 MiB image (4 runs each): 128 KiB reads whenever more than four
- * responses ran cost 0.4 CPU seconds more than 512 KiB reads for all; this limit costs about
- * as little as no limit and peaks 2–3 MiB lower.
+ * Each borrower (a response) holds up to two buffers: the one being written and the read
+ * ahead. While the buffers that borrowers hold add up to more than LENT_LIMIT, new reads are at
+ * most BUSY_CHUNK: 16 clients of 4 layers each could otherwise hold up to 64 MiB of 512 KiB
+ * buffers. Below the limit, every borrower gets the large reads that a fast socket needs. A
+ * limit on bytes, not on borrowers: see bench/PERFORMANCE.md#smaller-reads-under-concurrency.
  */
 const LENT_LIMIT = 4 << 20;
 const BUSY_CHUNK = 128 << 10;
-/** Bytes of pooled buffers that live responses hold now. */
+/** Bytes of pooled buffers that borrowers hold now. */
 let lent = 0;
 
-/** Bytes of buffers that responses hold now (tests check that every one is given back). */
+/** Bytes of buffers that borrowers hold now (tests check that every one is given back). */
 export function lentBytes(): number {
   return lent;
 }
 
-/** The read size for a stream whose own chunk is `chunk`, given what responses hold now. */
+/** The read size for a stream whose own chunk is `chunk`, given what borrowers hold now. */
 export function readSize(chunk: number): number {
   return lent + chunk > LENT_LIMIT ? Math.min(chunk, BUSY_CHUNK) : chunk;
 }
@@ -54,18 +49,27 @@ function give(b: Buffer): void {
   if (free.length < MAX_FREE) free.push(b);
 }
 
-type Got = { buf: Buffer; got: number | Buffer };
+/** Bytes lent by lend(). */
+export interface LentBuffer {
+  /** All or part of a pooled buffer, or a buffer of the source's own. */
+  bytes: Buffer;
+  /** The borrower is done with `bytes`; `reuse` false (a failed write may still hold them): the GC takes the buffer. */
+  giveBack(reuse?: boolean): void;
+}
+
+/** Takes `dest` over and writes the stream's lent buffers to it; false: `dest` is piped as by any Readable. */
+export type LendingPipe = (dest: NodeJS.WritableStream, end: boolean) => boolean;
 
 export abstract class PooledReadable extends Readable {
   #pumping = false;
   /** _read was called while a plain-mode pump ran. */
   #wanted = false;
-  #direct = false;
-  /** Bytes of this response's buffers counted in `lent`; settled (given back at once) when the pump ends. */
+  /** A borrower reads for the stream (lend()): its own reads stop. */
+  #lending = false;
+  #onPipe: LendingPipe | undefined;
+  /** Bytes of the borrower's buffers counted in `lent`; settled (given back at once) by stopLending(). */
   #lent = 0;
   #settled = false;
-  /** The pump pushed the end: the stream closes itself (autoDestroy). */
-  #ended = false;
 
   /** `chunk`: the read size, and the size of the recycled buffers. */
   constructor(private readonly chunk: number) {
@@ -88,32 +92,38 @@ export abstract class PooledReadable extends Readable {
     return undefined;
   }
 
-  override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
-    if (!(dest instanceof ServerResponse) || this.#pumping || this.readableFlowing !== null) return super.pipe(dest, opts);
-    this.#direct = true;
-    // A response that goes away mid-stream leaves this stream no other reader, and pipe() never
-    // destroys its source: destroyed here, so the source's descriptor is closed now, not by the GC.
-    const gone = () => {
-      if (!this.#ended) this.destroy();
-    };
-    if (dest.destroyed) queueMicrotask(gone);
-    else dest.once('close', gone);
-    // Flowing with nothing pushed: 'end' (and then 'close') fire once the pump pushes null,
-    // which is what fastify and `finished()` watch for.
-    this.resume();
-    this.#pumpTo(dest, opts?.end !== false).catch((e: unknown) => this.destroy(e as Error));
-    return dest;
+  /** pipe() offers its destination to `take` first, while the stream has not been read otherwise. */
+  lendOnPipe(take: LendingPipe): this {
+    this.#onPipe = take;
+    return this;
   }
 
-  /** A whole chunk comes from the pool; the short rest of a stream gets a buffer of its own size. */
-  #read(): Promise<Got> {
+  override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
+    const take = this.#onPipe;
+    if (take && !this.#pumping && this.readableFlowing === null && take(dest, opts?.end !== false)) return dest;
+    return super.pipe(dest, opts);
+  }
+
+  /**
+   * The next bytes, in a buffer lent until its giveBack(); undefined at the end. A whole chunk
+   * comes from the pool; the short rest of a stream gets a buffer of its own size. The first call
+   * stops the stream's own reads: from then on the borrower reads for it, and pushes the end.
+   */
+  lend(): Promise<LentBuffer | undefined> {
+    this.#lending = true;
     const left = this.remaining();
     const size = readSize(this.chunk);
     const buf = left !== undefined && left < size ? Buffer.allocUnsafe(Math.max(1, left)) : take(size);
     this.#lent += buf.length;
     lent += buf.length;
     return this.next(buf).then(
-      (got) => ({ buf, got }),
+      (got) => {
+        if (got === 0 || typeof got !== 'number') {
+          this.#give(buf);
+          return got === 0 ? undefined : { bytes: got, giveBack: () => undefined };
+        }
+        return { bytes: got === buf.length ? buf : buf.subarray(0, got), giveBack: (reuse = true) => this.#give(buf, reuse) };
+      },
       (e: unknown) => {
         this.#give(buf);
         throw e;
@@ -121,7 +131,17 @@ export abstract class PooledReadable extends Readable {
     );
   }
 
-  /** The response is done with `buf`: it stops counting, and goes back to the pool when it is a pool size. */
+  /**
+   * The borrower has stopped: what it still holds stops counting now, so buffers whose writes
+   * never call back (a socket destroyed meanwhile) cannot stay counted forever.
+   */
+  stopLending(): void {
+    lent -= this.#lent;
+    this.#lent = 0;
+    this.#settled = true;
+  }
+
+  /** The borrower is done with `buf`: it stops counting, and goes back to the pool when it is a pool size. */
   #give(buf: Buffer, reuse = true): void {
     if (!this.#settled) {
       this.#lent -= buf.length;
@@ -130,50 +150,8 @@ export abstract class PooledReadable extends Readable {
     if (reuse && (buf.length === this.chunk || buf.length === BUSY_CHUNK)) give(buf);
   }
 
-  /**
-   * One read ahead: the next chunk is read while the current one is being written, so the
-   * file's latency and the socket's overlap (two buffers per response at most).
-   */
-  async #pumpTo(res: ServerResponse, end: boolean): Promise<void> {
-    let ahead: Promise<Got> | undefined = this.#read();
-    try {
-      for (;;) {
-        const { buf, got }: Got = await ahead!;
-        ahead = undefined;
-        if (this.destroyed || res.destroyed || got === 0) {
-          this.#give(buf);
-          if (got === 0 && !this.destroyed) {
-            this.#ended = true;
-            this.push(null);
-            if (end) res.end();
-          }
-          return;
-        }
-        ahead = this.#read();
-        let more: boolean;
-        if (typeof got !== 'number') {
-          this.#give(buf);
-          more = res.write(got);
-        } else {
-          // A failed write never hands the buffer back to the pool: the GC takes it. (A write
-          // to a socket that is already destroyed may never call back: the pump's end settles it.)
-          more = res.write(got === buf.length ? buf : buf.subarray(0, got), (err) => this.#give(buf, !err));
-        }
-        if (!more) await drained(res);
-      }
-    } finally {
-      // What the response still holds stops counting now: writes that never call back cannot
-      // leave it counted forever.
-      lent -= this.#lent;
-      this.#lent = 0;
-      this.#settled = true;
-      // Stopped early: the read ahead's buffer goes back to the pool, its failure is moot.
-      ahead?.then(({ buf }) => this.#give(buf), () => undefined);
-    }
-  }
-
   override _read(): void {
-    if (this.#direct) return;
+    if (this.#lending) return;
     if (this.#pumping) {
       // Asked again while a read is on its way: the pump goes on past a full buffer once.
       this.#wanted = true;
@@ -212,16 +190,4 @@ export abstract class PooledReadable extends Readable {
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     this.release().then(() => cb(err), () => cb(err));
   }
-}
-
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }

@@ -119,4 +119,27 @@ describe('airlock CLI', () => {
     expect((await airlock(['serve', '--nope'])).code).toBe(2);
     expect((await airlock(['--version'])).stdout).toMatch(/^airlock \d+\.\d+\.\d+/);
   });
+
+  it('airlock --help lists every command, du included', async () => {
+    const r = await airlock(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['serve', 'prefetch', 'freeze', 'import', 'verify', 'gc', 'du']) expect(r.stdout).toMatch(new RegExp(`^  airlock ${c} `, 'm'));
+  });
+
+  it('airlock gc --help shows gc\'s usage and options, and only those', async () => {
+    const r = await airlock(['gc', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: airlock gc /);
+    for (const o of ['--dry-run', '--delete-untagged', '--grace DURATION', '-c, --config FILE']) expect(r.stdout).toContain(o);
+    expect(r.stdout).not.toContain('--repair');
+  });
+
+  it('refuses a flag the command does not declare with one line and exit 2', async () => {
+    for (const args of [['serve', '--force'], ['gc', '--repair'], ['du', '--out', 'x.tar']]) {
+      const r = await airlock(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^airlock: ${args[0]}: unknown option ${args[1]}`));
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
 });

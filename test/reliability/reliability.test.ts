@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Verifier } from '../../src/jobs/verify.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { FilesystemDriver } from '../../src/storage/filesystem-driver.js';
-import { RegistryStore } from '../../src/storage/registry-store.js';
+import { Store } from '../../src/storage/store.js';
 import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
 import { runAirlock, spawnServe, waitHealthy } from '../helpers/cli.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
@@ -54,7 +54,7 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 
 /** Problems `verify` finds, plus anything left in the temp area once nothing runs. */
 async function corruptObjects(root: string, opts: { tmpMayHold?: boolean } = {}): Promise<number> {
-  const store = new RegistryStore(new FilesystemDriver(root), { maxManifestSize: 4 * MiB, manifestCacheBytes: MiB });
+  const store = new Store(new FilesystemDriver(root), { maxManifestSize: 4 * MiB, manifestCacheBytes: MiB });
   const report = await new Verifier(store, { repair: false }, silent).run();
   let leftovers = 0;
   if (!opts.tmpMayHold) {
@@ -144,14 +144,14 @@ describe('upstream faults', () => {
 
   const forgetBlob = (d: string) => async () => {
     const { Digest } = await import('../../src/oci/digest.js');
-    await reg.store.deleteBlob(Digest.parse(d));
-    await reg.store.unlinkBlob('rel/big', Digest.parse(d));
+    await reg.store.blobs.delete(Digest.parse(d));
+    await reg.store.links.unlinkBlob('rel/big', Digest.parse(d));
   };
   const forgetManifest = (repo: string, d: string) => async () => {
     const { Digest } = await import('../../src/oci/digest.js');
     const digest = Digest.parse(d);
-    await reg.store.deleteManifest(repo, digest).catch(() => undefined);
-    await reg.store.deleteBlob(digest);
+    await reg.store.links.deleteManifest(repo, digest).catch(() => undefined);
+    await reg.store.blobs.delete(digest);
   };
 
   async function record(area: string, fault: string, runs: number, one: (i: number) => Promise<{ clean: boolean; corrupt: number }>, note?: string) {

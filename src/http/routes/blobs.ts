@@ -3,14 +3,15 @@ import { Digest } from '../../oci/digest.js';
 import { RangeInvalidError } from '../../oci/errors.js';
 import { contentRange, parseRange } from '../../oci/range.js';
 import type { PushService } from '../../mirror/push-service.js';
-import type { Registry, ResolvedName } from '../../mirror/registry.js';
+import type { ImageSource, ResolvedName } from '../../mirror/image-source.js';
+import { blobBody } from '../blob-body.js';
 import { etagMatches } from '../etag.js';
 
 /**
  * GET/HEAD /v2/<name>/blobs/<digest> (distribution-spec "Pulling blobs"), with single byte
  * ranges (RFC 9110 §14); a blob is served only to a repository that links it.
  */
-export async function getBlob(registry: Registry, repository: ResolvedName, digestText: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function getBlob(registry: ImageSource, repository: ResolvedName, digestText: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const digest = Digest.parse(digestText);
   const blob = await registry.getBlob(repository, digest, { head: request.method === 'HEAD' });
   request.cacheOutcome = blob.cache;
@@ -40,11 +41,11 @@ export async function getBlob(registry: Registry, repository: ResolvedName, dige
   if (range.kind === 'range') {
     reply.code(206).header('content-range', contentRange(range.start, range.end, blob.size)).header('content-length', range.end - range.start + 1);
     if (request.method === 'HEAD') return reply.send();
-    return reply.send(await blob.open({ start: range.start, end: range.end }));
+    return reply.send(blobBody(await blob.open({ start: range.start, end: range.end })));
   }
   reply.header('content-length', blob.size);
   if (request.method === 'HEAD') return reply.send();
-  return reply.send(await blob.open());
+  return reply.send(blobBody(await blob.open()));
 }
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks it from the repository, 202 ("Deleting blobs"). */

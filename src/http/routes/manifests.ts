@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseAccept } from '../../oci/media-types.js';
 import { lookupManifestReference, parseManifestReference } from '../../oci/reference.js';
 import type { PushService } from '../../mirror/push-service.js';
-import type { Registry, ResolvedName } from '../../mirror/registry.js';
+import type { ImageSource, ResolvedName } from '../../mirror/image-source.js';
 import { Digest } from '../../oci/digest.js';
 import { ManifestInvalidError } from '../../oci/errors.js';
 import { etagMatches } from '../etag.js';
@@ -11,7 +11,7 @@ import { etagMatches } from '../etag.js';
  * GET/HEAD /v2/<name>/manifests/<reference> (distribution-spec "Pulling manifests"): the stored
  * bytes, exactly, with their media type and digest.
  */
-export async function getManifest(registry: Registry, repository: ResolvedName, reference: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function getManifest(registry: ImageSource, repository: ResolvedName, reference: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const ref = lookupManifestReference(reference);
   const m = await registry.getManifest(repository, ref, parseAccept(request.headers.accept));
   request.cacheOutcome = m.cache;
@@ -50,11 +50,11 @@ export async function deleteManifest(push: PushService, repository: ResolvedName
 }
 
 /** GET /v2/<name>/referrers/<digest>[?artifactType=] (distribution-spec 1.1 "Listing Referrers"). */
-export async function getReferrers(push: PushService, repository: ResolvedName, digestText: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function getReferrers(registry: ImageSource, repository: ResolvedName, digestText: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const d = Digest.parse(digestText);
   const at = (request.query as { artifactType?: unknown }).artifactType;
   const artifactType = typeof at === 'string' && at !== '' ? at : undefined;
-  const bytes = await push.referrers(repository, d, artifactType);
+  const bytes = await registry.referrers(repository, d, artifactType);
   if (artifactType) reply.header('oci-filters-applied', 'artifactType');
   reply.type('application/vnd.oci.image.index.v1+json').header('content-length', bytes.byteLength);
   if (request.method === 'HEAD') reply.send();

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Digest } from '../../oci/digest.js';
 import { BlobUploadInvalidError, DigestInvalidError, UnsupportedError } from '../../oci/errors.js';
 import type { PushService } from '../../mirror/push-service.js';
-import type { ResolvedName } from '../../mirror/registry.js';
+import type { ResolvedName } from '../../mirror/image-source.js';
 
 /** `<start>-<end>` (the spec's form; `bytes ` / `bytes=` prefixes tolerated), inclusive. */
 export function parseContentRange(header: string | undefined): { start: number; end: number } | undefined {

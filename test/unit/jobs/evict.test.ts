@@ -14,17 +14,17 @@ import { createLogger } from '../../../src/logging/logger.js';
 import type { Digest } from '../../../src/oci/digest.js';
 import { AccessTimes } from '../../../src/storage/access-times.js';
 import { FilesystemDriver } from '../../../src/storage/filesystem-driver.js';
-import { RegistryStore } from '../../../src/storage/registry-store.js';
+import { Store } from '../../../src/storage/store.js';
 
 const log = createLogger({ level: 'silent' });
 let root: string;
-let store: RegistryStore;
+let store: Store;
 let access: AccessTimes;
 
 beforeEach(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'airlock-evict-'));
   const driver = new FilesystemDriver(root);
-  store = new RegistryStore(driver, { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+  store = new Store(driver, { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
   access = new AccessTimes(driver);
 });
 afterEach(async () => {
@@ -35,17 +35,17 @@ afterEach(async () => {
 async function image(repo: string, ago: number): Promise<{ manifest: Digest; layer: Digest }> {
   const layer = randomBytes(1000);
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', repo }));
-  const l = await store.putBlob(layer);
-  const c = await store.putBlob(config);
-  await store.linkBlob(repo, l);
-  await store.linkBlob(repo, c);
+  const l = await store.blobs.put(layer);
+  const c = await store.blobs.put(config);
+  await store.links.linkBlob(repo, l);
+  await store.links.linkBlob(repo, c);
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: c.toString(), size: config.length },
     layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: l.toString(), size: layer.length }],
   }));
-  const m = await store.putManifest(repo, manifest, 'v1');
+  const m = await store.links.putManifest(repo, manifest, 'v1');
   access.touch(repo, m.digest.toString(), Date.now() - ago);
   return { manifest: m.digest, layer: l };
 }
@@ -55,7 +55,7 @@ function evictor(maxSize: number, busy: Set<string> = new Set()): Evictor {
   return new Evictor(store, access, opts, log);
 }
 
-const present = async (d: Digest) => (await store.statBlob(d)) !== undefined;
+const present = async (d: Digest) => (await store.blobs.stat(d)) !== undefined;
 
 describe('Evictor.reserve', () => {
   it('grants concurrent reservations only while they fit, and takes back room that was not used', async () => {
@@ -81,7 +81,7 @@ describe('Evictor.reserve', () => {
     const r1 = await image('m/r1', 20_000);
     const r2 = await image('m/r2', 10_000);
     const pinned = await image('m/pinned', 3 * 3600_000);
-    await store.pin('m/pinned', pinned.manifest);
+    await store.pins.pin('m/pinned', pinned.manifest);
     const used = await image('m/used', 4 * 3600_000);
     const total = (await storeTotals(store)).bytes;
     const unit = total / 5;
@@ -90,7 +90,7 @@ describe('Evictor.reserve', () => {
     const a = await e.reserve(1000, 'a');
     expect(a).toBeDefined();
     expect(await present(old.layer)).toBe(false);
-    expect(await store.getManifest('m/old', { kind: 'tag', tag: 'v1' })).toBeUndefined();
+    expect(await store.links.getManifest('m/old', { kind: 'tag', tag: 'v1' })).toBeUndefined();
     for (const x of [r1, r2, pinned, used]) expect(await present(x.layer)).toBe(true);
     // Room for 2000 more: only recent images are left to go; the least recently served goes.
     const b = await e.reserve(2000, 'b');

@@ -9,19 +9,19 @@ import { createLogger } from '../../../src/logging/logger.js';
 import { BlobFill, type FillSource } from '../../../src/mirror/blob-fill.js';
 import { digestBytes } from '../../../src/oci/digest.js';
 import { FilesystemDriver } from '../../../src/storage/filesystem-driver.js';
-import { RegistryStore } from '../../../src/storage/registry-store.js';
+import { Store } from '../../../src/storage/store.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const CHUNK = 64 * KiB;
 
 let root: string;
-let store: RegistryStore;
+let store: Store;
 const log = createLogger({ level: 'silent' });
 
 beforeEach(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'airlock-fill-'));
-  store = new RegistryStore(new FilesystemDriver(root), { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+  store = new Store(new FilesystemDriver(root), { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
 });
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });

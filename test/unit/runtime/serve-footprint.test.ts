@@ -51,8 +51,8 @@ describe('what airlock serve loads', () => {
     await writeFile(cfg, `listen: "127.0.0.1:${port}"\nstorage:\n  root: ${dir}/store\nlog:\n  level: warn\n`);
     const script = `
       const { createRequire } = await import('node:module');
-      const { serve } = await import('./dist/cli/serve.js');
-      void serve({ configFile: ${JSON.stringify(cfg)} });
+      const { serve } = await import('./dist/cli/commands/serve.js');
+      void serve.run({ config: ${JSON.stringify(cfg)} }, []);
       let status = 0;
       for (let i = 0; i < 200 && !status; i++) {
         status = await fetch('http://127.0.0.1:${port}/v2/').then((r) => r.status, () => 0);
@@ -67,7 +67,7 @@ describe('what airlock serve loads', () => {
     // file beside load-isolated.js. A file, not -e: a worker inherits the process's flags, and
     // --input-type is refused there.
     const file = path.join(dir, 'serve.mjs');
-    await writeFile(file, script.replace("'./dist/cli/serve.js'", JSON.stringify(path.resolve('dist/cli/serve.js'))));
+    await writeFile(file, script.replace("'./dist/cli/commands/serve.js'", JSON.stringify(path.resolve('dist/cli/commands/serve.js'))));
     const { stdout } = await promisify(execFile)(process.execPath, [file], { timeout: 60_000 });
     const r = JSON.parse(stdout.trim().split('\n').pop()!) as { status: number; pkgs: string[] };
     // It listens where the configuration said: the worker's result was used.

@@ -1,12 +1,29 @@
-import { createAirlock } from '../app/compose.js';
-import { loadConfigIsolated as loadConfig } from '../config/load-isolated.js';
-import { createLogger } from '../logging/logger.js';
+import { configOption, defineCommand, noArguments } from '../command.js';
 
 /** A port in use or an address we cannot bind: one clear line. */
-export class ListenError extends Error {}
+class ListenError extends Error {}
 
-export async function serve(opts: { configFile: string }): Promise<number> {
-  const config = await loadConfig(opts.configFile);
+/** `airlock serve`: the registry API (and the metrics and fleet ports), until SIGTERM or SIGINT. */
+export const serve = defineCommand({
+  name: 'serve',
+  summary: 'serve the registry API',
+  usage: '[--config FILE]',
+  options: { config: configOption },
+  async run(values, positionals) {
+    noArguments('serve', positionals);
+    return run(values.config);
+  },
+});
+
+async function run(configFile: string): Promise<number> {
+  // Loaded here, not at the top: `airlock --help` and the other commands do not pay for them.
+  const [{ createAirlock }, { loadConfigIsolated: loadConfig }, { createLogger }, { describeStore }] = await Promise.all([
+    import('../../app/compose.js'),
+    import('../../config/load-isolated.js'),
+    import('../../logging/logger.js'),
+    import('../../app/store.js'),
+  ]);
+  const config = await loadConfig(configFile);
   const logger = createLogger({ level: config.log.level });
   const airlock = await createAirlock(config, logger, { serve: true });
   try {
@@ -34,7 +51,7 @@ export async function serve(opts: { configFile: string }): Promise<number> {
   }
   logger.info({
     listen: config.listen.address,
-    ...(config.storage.driver === 's3' ? { bucket: config.storage.s3?.bucket, endpoint: config.storage.s3?.endpoint, spool: config.storage.root } : { root: config.storage.root }),
+    ...describeStore(config).fields,
     ...(config.fleet ? { fleet: config.fleet.listen.address, advertise: config.fleet.advertise } : {}),
   }, 'airlock serving');
   airlock.startSchedules();
@@ -66,15 +83,21 @@ export async function serve(opts: { configFile: string }): Promise<number> {
     };
     // SIGHUP: new TLS certificate and htpasswd users without dropping a connection; a broken
     // file is refused with one log line and the old ones stay in use.
+    // The audit file is reopened first, whatever becomes of the configuration (logrotate).
     const hup = () => {
-      loadConfig(opts.configFile)
+      airlock.reopenLogs()
+        .then(() => loadConfig(configFile))
         .then((next) => airlock.reload(next))
         .then(
-          (restart) => {
+          async (restart) => {
             logger.info('configuration reloaded');
             if (restart.length) logger.warn({ keys: restart }, 'these settings changed but need a restart to take effect');
+            await airlock.audit?.record({ audit: 'reload', outcome: 'applied', ...(restart.length ? { restart } : {}) });
           },
-          (e: unknown) => logger.error({ err: { message: (e as Error).message } }, 'reload refused; keeping the running configuration'),
+          async (e: unknown) => {
+            logger.error({ err: { message: (e as Error).message } }, 'reload refused; keeping the running configuration');
+            await airlock.audit?.record({ audit: 'reload', outcome: 'refused', error: (e as Error).message.split('\n')[0] ?? '' });
+          },
         );
     };
     process.on('SIGHUP', hup);

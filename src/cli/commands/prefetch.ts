@@ -1,25 +1,36 @@
-import { createAirlock } from '../app/compose.js';
-import { loadConfig } from '../config/load.js';
-import { createLogger } from '../logging/logger.js';
-import { parseImageReference } from '../oci/reference.js';
-import { formatBytes, formatDuration, formatTable, ProgressLine, rateAndEta } from './format.js';
-import { UsageError } from './usage-error.js';
+import { configOption, defineCommand } from '../command.js';
+import { formatBytes, formatDuration, formatTable, ProgressLine, rateAndEta } from '../format.js';
+import { UsageError } from '../usage-error.js';
 
 /**
  * `airlock prefetch [IMAGE…]`: warms the configured list (or the images named) once, with live
  * progress on a terminal, a summary table at the end, and exit 1 when any image failed.
  */
-export async function prefetch(opts: { configFile: string; images: string[] }): Promise<number> {
-  const config = await loadConfig(opts.configFile);
-  for (const i of opts.images) {
+export const prefetch = defineCommand({
+  name: 'prefetch',
+  summary: 'warm the prefetch list (or the images named)',
+  usage: '[--config FILE] [IMAGE...]',
+  options: { config: configOption },
+  run: (values, positionals) => run(values.config, positionals),
+});
+
+async function run(configFile: string, named: string[]): Promise<number> {
+  const [{ createAirlock }, { loadConfig }, { createLogger }, { parseImageReference }] = await Promise.all([
+    import('../../app/compose.js'),
+    import('../../config/load.js'),
+    import('../../logging/logger.js'),
+    import('../../oci/reference.js'),
+  ]);
+  const config = await loadConfig(configFile);
+  for (const i of named) {
     try {
       parseImageReference(i, config.defaultUpstream);
     } catch (e) {
       throw new UsageError(`invalid image reference "${i}": ${(e as Error).message}`);
     }
   }
-  const images = opts.images.length ? opts.images : undefined;
-  if (!images && config.prefetch.images.length === 0) throw new UsageError(`nothing to prefetch: name images, or list them under prefetch.images in ${opts.configFile}`);
+  const images = named.length ? named : undefined;
+  if (!images && config.prefetch.images.length === 0) throw new UsageError(`nothing to prefetch: name images, or list them under prefetch.images in ${configFile}`);
   // Job logs go to stderr at warn and above; the table is the output.
   const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: 2 });
   const airlock = await createAirlock(config, logger);

@@ -1,5 +1,5 @@
 /**
- * What the HTTP layer asks of the registry (MirrorRegistry implements it, with or without
+ * What the HTTP layer asks of the registry (PullThrough implements it, with or without
  * upstreams), so the routes never know whether an answer came from disk or from the network.
  */
 import type { Readable } from 'node:stream';
@@ -56,7 +56,7 @@ export interface ResolvedName {
   readonly local: boolean;
 }
 
-export interface Registry {
+export interface ImageSource {
   /**
    * The stored repository a request names. `create`: the request may create the repository
    * (a push), so a name that is local as written is taken as written, as registry:2 does.
@@ -71,4 +71,6 @@ export interface Registry {
   listTags(repository: ResolvedName, page: PageRequest): Promise<Page>;
   /** A catalog page of the repositories `visible` lets through (those the caller may pull). */
   catalog(page: PageRequest, visible?: (storeName: string) => boolean): Promise<Page>;
+  /** The referrers API: an OCI index of the repository's manifests whose subject is `digest`. */
+  referrers(repository: ResolvedName, digest: Digest, artifactType?: string): Promise<Buffer>;
 }

@@ -1,0 +1,73 @@
+/**
+ * The composition root of the offline commands (freeze, import, verify, gc, du): the
+ * configuration, a logger on stderr (their stdout is their report), the store, the audit log,
+ * and each job built from them. They work on the store directly (no upstream is contacted) and
+ * may run beside a serving airlock: every write they make is atomic.
+ */
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { Freezer } from '../jobs/freeze.js';
+import { GarbageCollector } from '../jobs/gc.js';
+import { Importer } from '../jobs/import.js';
+import { Verifier } from '../jobs/verify.js';
+import { AuditLog } from '../logging/audit-log.js';
+import { createLogger, type Logger } from '../logging/logger.js';
+import { storedNameJudge, UpstreamPolicy } from '../mirror/policy.js';
+import { imageTarget, Router } from '../mirror/router.js';
+import type { ImageReference } from '../oci/reference.js';
+import { AccessTimes } from '../storage/access-times.js';
+import type { Store } from '../storage/store.js';
+import { createStore, prepareStore } from './store.js';
+
+export interface OfflineJobs {
+  config: Config;
+  logger: Logger;
+  store: Store;
+  /** audit.file, when set: the same file serve appends to (whole lines from both stay whole). */
+  audit?: AuditLog;
+  /** The stored name of an image reference, routed as a pull of it would be (`alpine` is library/alpine). */
+  storeName(ref: ImageReference): string;
+  freezer(): Freezer;
+  importer(opts: { force: boolean; onProgress?(done: number, total: number): void }): Importer;
+  verifier(opts: { repair: boolean; onProgress?(blobs: number, bytes: number): void }): Verifier;
+  collector(): GarbageCollector;
+  /** Last-served times of images, loaded. */
+  accessTimes(): Promise<AccessTimes>;
+  close(): Promise<void>;
+}
+
+export async function openOfflineJobs(configFile: string): Promise<OfflineJobs> {
+  const config = await loadConfig(configFile);
+  const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: 2 });
+  const store = await createStore(config);
+  await prepareStore(config, store.driver);
+  const audit = config.audit.file === undefined ? undefined : await AuditLog.open(config.audit.file, logger);
+  // Names are judged as a pull of them would be routed; no upstream is dialled.
+  const router = new Router(new Map(Object.keys(config.upstreams).map((k) => [k, k])), config.defaultUpstream, config.push.repositories);
+  return {
+    config,
+    logger,
+    store,
+    audit,
+    storeName: (ref) => router.route(imageTarget(ref, config.defaultUpstream)).storeName,
+    freezer: () => new Freezer(store, logger),
+    importer: ({ force, onProgress }) => {
+      // Imported names become local, beyond the upstreams' allow and deny lists: they judge the
+      // bundle's names as a pull of them would be routed.
+      const policy = UpstreamPolicy.fromConfig(config);
+      const judged = policy.empty ? undefined : { judge: storedNameJudge(policy, router), mode: policy.mode, force };
+      return new Importer(store, { maxManifestSize: config.http.maxManifestSize, policy: judged, onProgress }, logger);
+    },
+    verifier: (opts) => new Verifier(store, opts, logger),
+    collector: () => new GarbageCollector(store, logger),
+    accessTimes: async () => {
+      const times = new AccessTimes(store.driver);
+      await times.load();
+      return times;
+    },
+    close: async () => {
+      await audit?.close();
+      store.driver.close?.();
+    },
+  };
+}

@@ -1,0 +1,70 @@
+import { access, constants, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { FreezeSelection } from '../../jobs/freeze.js';
+import { configOption, defineCommand } from '../command.js';
+import { formatBytes, formatDuration, ProgressLine, rateAndEta } from '../format.js';
+import { UsageError } from '../usage-error.js';
+import { airlockVersion } from '../version.js';
+
+/** `airlock freeze`: the store (or the images named) as one bundle, for shipping offline. */
+export const freeze = defineCommand({
+  name: 'freeze',
+  summary: 'write the store (or the images) as a bundle',
+  usage: '--out FILE.tar [--since EARLIER.tar] [--config FILE] [IMAGE...]',
+  options: {
+    config: configOption,
+    out: { type: 'string', short: 'o', value: 'FILE', help: 'the bundle to write (atomically)' },
+    since: { type: 'string', value: 'FILE', help: 'leave out what an earlier bundle (and its chain) holds' },
+  },
+  run: (values, positionals) => run({ configFile: values.config, out: values.out, since: values.since, images: positionals }),
+});
+
+async function run(opts: { configFile: string; out?: string; since?: string; images: string[] }): Promise<number> {
+  if (!opts.out) throw new UsageError('freeze needs --out FILE.tar');
+  const [{ openOfflineJobs }, { readBundleHeader }, { parseImageReference }] = await Promise.all([
+    import('../../app/offline-jobs.js'),
+    import('../../jobs/bundle.js'),
+    import('../../oci/reference.js'),
+  ]);
+  const jobs = await openOfflineJobs(opts.configFile);
+  const { config, audit } = jobs;
+  const images: FreezeSelection[] | undefined = opts.images.length
+    ? opts.images.map((label) => {
+        let r;
+        try {
+          r = parseImageReference(label, config.defaultUpstream);
+        } catch (e) {
+          throw new UsageError(`invalid image reference "${label}": ${(e as Error).message}`);
+        }
+        // The same routing as a pull: `alpine:3.20` is library/alpine, ghcr.io/org/app is stored under its host.
+        const name = jobs.storeName(r);
+        return { name, label, ref: r.digest ? { kind: 'digest', digest: r.digest } : { kind: 'tag', tag: r.tag ?? 'latest' } };
+      })
+    : undefined;
+  const since = opts.since ? await readBundleHeader(opts.since) : undefined;
+  try {
+    await access(path.dirname(path.resolve(opts.out)), constants.W_OK);
+  } catch (e) {
+    throw new UsageError(`cannot write ${opts.out}: ${(e as Error).message}`);
+  }
+  const progress = new ProgressLine(process.stderr);
+  const started = Date.now();
+  const r = await jobs.freezer().run({
+    out: opts.out,
+    images,
+    since,
+    version: airlockVersion(),
+    onProgress: (done, total) => progress.update(`freeze: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total),
+  });
+  progress.done();
+  await audit?.record({ audit: 'freeze', bundle: path.resolve(r.out), sums: r.sums, images: r.imageNames, ...(since ? { since: since.id } : {}) });
+  await jobs.close();
+  for (const w of r.warnings) process.stderr.write(`airlock: warning: ${w}\n`);
+  const size = (await stat(r.out)).size;
+  process.stdout.write(
+    `wrote ${r.out} (${formatBytes(size)}): ${r.images} images, ${r.blobs} blobs (${formatBytes(r.bytes)})` +
+      `${since ? `, ${r.skippedBlobs} blobs left to the base bundle` : ''}, ${r.links} links in ${formatDuration(r.ms)} (${formatBytes((r.bytes / Math.max(1, r.ms)) * 1000)}/s)\n` +
+      `bundle ${r.id}${since ? ` on top of ${since.id}` : ''}\n`,
+  );
+  return 0;
+}

@@ -1,0 +1,122 @@
+/**
+ * Logins and access decisions, under the rules in force (a reload may replace them), for the
+ * other plugins: decorates the instance with `auth` (the v2 gate, logins for the health routes)
+ * and requests with what the gate found.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { AccessControl, Action } from '../../auth/access-control.js';
+import type { ImageSource, ResolvedName } from '../../mirror/image-source.js';
+import { DeniedError, NameInvalidError } from '../../oci/errors.js';
+import { REGISTRY_HOST } from '../../oci/reference.js';
+import { originForm } from '../origin-form.js';
+import { parseV2Path, type V2Endpoint } from '../v2-path.js';
+import { unencapsulated } from './unencapsulated.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The logged-in user (auth.htpasswd), for the log line. */
+    user?: string;
+    /** Set by the v2 gate once it passed the request: the endpoint and the repository it resolved to. */
+    v2?: { ep: V2Endpoint; repository?: ResolvedName };
+    /** What the request asked for, as far as the gate got (also when it refused): for the audit log. */
+    asked?: { ep: V2Endpoint; repository?: ResolvedName };
+  }
+  interface FastifyInstance {
+    /** Logins and the v2 gate, from plugins/auth.ts. */
+    auth: Auth;
+  }
+}
+
+export interface Auth {
+  /** The user a request logs in (undefined without logins or without credentials); a wrong login throws 401. */
+  loggedIn(request: FastifyRequest): Promise<string | undefined>;
+  /** Throws the login challenge with `message` when logins are configured and the request has none. */
+  requireLogin(request: FastifyRequest, message: string): Promise<void>;
+  /** Whether the request's user may pull the stored repository `name`. */
+  mayPull(request: FastifyRequest, name: string): boolean;
+  /**
+   * The v2 gate, a hook of the v2 routes themselves (so a request line in absolute form meets it
+   * too), run before the body is read so a refused upload never costs its bytes: logs the client
+   * in, resolves the repository the request names once (router.ts), and judges access on that
+   * stored name. The handler refuses any request the gate did not pass.
+   */
+  v2Gate(request: FastifyRequest): Promise<void>;
+}
+
+export interface AuthOptions {
+  registry: ImageSource;
+  /** Logins and permissions (read per request); none: every client may do everything. */
+  access?: () => AccessControl | undefined;
+}
+
+function actionOf(method: string): Action {
+  if (method === 'GET' || method === 'HEAD') return 'pull';
+  return method === 'DELETE' ? 'delete' : 'push';
+}
+
+export const auth = unencapsulated<AuthOptions>(function auth(app, { registry, access: accessOption }, next) {
+  const currentAccess = accessOption ?? (() => undefined);
+  const loggedIn = async (request: FastifyRequest): Promise<string | undefined> => {
+    const access = currentAccess();
+    return access ? access.authenticate(request.headers.authorization, request.ip) : undefined;
+  };
+
+  const v2Gate = async (request: FastifyRequest): Promise<void> => {
+    const access = currentAccess();
+    const user = await loggedIn(request);
+    request.user = user;
+    const mayTry = !access || user !== undefined || access.anonymousRead;
+    let ep: V2Endpoint;
+    try {
+      ep = parseV2Path(originForm(request.url));
+    } catch (e) {
+      if (!mayTry && access) throw access.challenge();
+      throw e;
+    }
+    request.endpoint = ep.kind;
+    request.asked = { ep };
+    // /v2/ answers 401 without a login even when anonymous pulls are allowed: `docker login`
+    // reads a 200 there as "no login needed" and would never check the password.
+    if (ep.kind === 'base' || ep.kind === 'unknown') {
+      if (access && user === undefined) throw access.challenge();
+      request.v2 = { ep };
+      return;
+    }
+    if (!mayTry && access) throw access.challenge();
+    if (ep.kind === 'catalog') {
+      request.v2 = { ep };
+      return;
+    }
+    const ns = (request.query as { ns?: unknown }).ns;
+    if (ns !== undefined && (typeof ns !== 'string' || ns.length > 255 || !REGISTRY_HOST.test(ns.toLowerCase()))) {
+      throw new NameInvalidError('ns must be a single registry host name');
+    }
+    const action = actionOf(request.method);
+    const repository = await registry.resolve({ name: ep.name, ns: ns as string | undefined }, { create: action === 'push' });
+    request.asked = { ep, repository };
+    if (access && !access.allowed(user, repository.storeName, action)) {
+      if (user === undefined) throw access.challenge();
+      const spelled = repository.storeName === ep.name ? '' : ` (requested as ${ep.name}${ns ? ` with ns=${String(ns)}` : ''})`;
+      throw new DeniedError(`user ${user} may not ${action} ${repository.storeName}${spelled}`);
+    }
+    request.v2 = { ep, repository };
+  };
+
+  const decorated: Auth = {
+    loggedIn,
+    requireLogin: async (request, message) => {
+      const access = currentAccess();
+      if (access && (await loggedIn(request)) === undefined) throw access.challenge(message);
+    },
+    mayPull: (request, name) => {
+      const access = currentAccess();
+      return !access || access.allowed(request.user, name, 'pull');
+    },
+    v2Gate,
+  };
+  app.decorateRequest('user', undefined);
+  app.decorateRequest('v2', undefined);
+  app.decorateRequest('asked', undefined);
+  app.decorate('auth', decorated);
+  next();
+});
