@@ -1,3 +1,4 @@
+import { parseDuration } from '../../config/units.js';
 import { configOption, defineCommand } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
@@ -37,11 +38,13 @@ async function configuredFile(configFile: string): Promise<string> {
   return file;
 }
 
-/** "24h", "90m", "7d" ago, or an ISO time. */
+/** A duration ago (24h, 7d, 1h30m: config/units.ts reads them as mirror.yml does), or a time. */
 function parseSince(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(text.trim());
-  if (m) return Date.now() - Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
-  const t = Date.parse(text);
-  if (Number.isNaN(t)) throw new UsageError(`--since: expected a duration like 24h or 7d, or a time like 2026-12-01T00:00Z, got "${text}"`);
-  return t;
+  try {
+    return Date.now() - parseDuration(text);
+  } catch {
+    const t = Date.parse(text);
+    if (Number.isNaN(t)) throw new UsageError(`--since: expected a duration like 24h or 7d, or a time like 2026-12-01T00:00Z, got "${text}"`);
+    return t;
+  }
 }
