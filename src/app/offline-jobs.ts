@@ -9,6 +9,7 @@ import type { Config } from '../config/schema.js';
 import { Freezer } from '../jobs/freeze.js';
 import { GarbageCollector } from '../jobs/gc.js';
 import { Importer } from '../jobs/import.js';
+import { TrustedKeys } from '../jobs/signature.js';
 import { Verifier } from '../jobs/verify.js';
 import { AuditLog } from '../logging/audit-log.js';
 import { createLogger, type Logger } from '../logging/logger.js';
@@ -28,7 +29,8 @@ export interface OfflineJobs {
   /** The stored name of an image reference, routed as a pull of it would be (`alpine` is library/alpine). */
   storeName(ref: ImageReference): string;
   freezer(): Freezer;
-  importer(opts: { force: boolean; onProgress?(done: number, total: number): void }): Importer;
+  /** `trust`: public key files besides import.trust; with any, only bundles they signed import. */
+  importer(opts: { force: boolean; trust?: string[]; onProgress?(done: number, total: number): void }): Promise<Importer>;
   verifier(opts: { repair: boolean; onProgress?(blobs: number, bytes: number): void }): Verifier;
   collector(): GarbageCollector;
   /** Last-served times of images, loaded. */
@@ -51,12 +53,13 @@ export async function openOfflineJobs(configFile: string): Promise<OfflineJobs> 
     audit,
     storeName: (ref) => router.route(imageTarget(ref, config.defaultUpstream)).storeName,
     freezer: () => new Freezer(store, logger),
-    importer: ({ force, onProgress }) => {
+    importer: async ({ force, trust: extra, onProgress }) => {
+      const trust = await TrustedKeys.read([...config.import.trust, ...(extra ?? [])]);
       // Imported names become local, beyond the upstreams' allow and deny lists: they judge the
       // bundle's names as a pull of them would be routed.
       const policy = UpstreamPolicy.fromConfig(config);
       const judged = policy.empty ? undefined : { judge: storedNameJudge(policy, router), mode: policy.mode, force };
-      return new Importer(store, { maxManifestSize: config.http.maxManifestSize, policy: judged, onProgress }, logger);
+      return new Importer(store, { maxManifestSize: config.http.maxManifestSize, policy: judged, trust, onProgress }, logger);
     },
     verifier: (opts) => new Verifier(store, opts, logger),
     collector: () => new GarbageCollector(store, logger),

@@ -57,6 +57,7 @@ export function parseConfig(text: string, opts: { baseDir: string; env?: NodeJS.
   if (problem) throw new ConfigError(`${source}: ${problem}`);
   config.storage.root = path.resolve(opts.baseDir, config.storage.root);
   for (const u of Object.values(config.upstreams)) if (u.ca) u.ca = path.resolve(opts.baseDir, u.ca);
+  config.import.trust = config.import.trust.map((f) => path.resolve(opts.baseDir, f));
   if (config.audit.file !== undefined && config.audit.file !== '-') config.audit.file = path.resolve(opts.baseDir, config.audit.file);
   return deepFreeze(config);
 }

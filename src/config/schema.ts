@@ -216,6 +216,10 @@ export const configSchema = z.strictObject({
     secret: z.string({ error: (i) => (i.input === undefined ? 'required with fleet: a shared token of 16+ characters the replicas send each other (anyone who reaches the fleet port without it reads any blob)' : 'expected a string') })
       .min(16, 'expected at least 16 characters'),
   }).optional(),
+  /** airlock import (and freeze --have): the public keys (PEM files) a bundle or inventory must be signed by. */
+  import: z.strictObject({
+    trust: z.array(z.string().min(1)).default([]),
+  }).prefault({}),
   /** Images to warm ahead of need (airlock prefetch, and serve on a schedule). */
   prefetch: z.strictObject({
     /** serve runs the list this often; without it, only `airlock prefetch` runs it. */
@@ -235,6 +239,7 @@ export type LogConfig = Config['log'];
 export type HttpConfig = Config['http'];
 export type CacheConfig = Config['cache'];
 export type PrefetchConfig = Config['prefetch'];
+export type ImportConfig = Config['import'];
 export type PushConfig = Config['push'];
 export type AuthConfig = NonNullable<Config['auth']>;
 export type TlsConfig = NonNullable<Config['tls']>;

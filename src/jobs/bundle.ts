@@ -6,8 +6,10 @@
  *                         size) the tar holds, the blobs earlier bundles of its chain provide,
  *                         created-at, source. An importer reads it before any blob.
  *   docker/registry/v2/…  blobs first, then links (layers, revisions, tag index, current)
- *   SHA256SUMS            last entry: `sha256sum -c SHA256SUMS` in the extracted directory checks
- *                         every other file (a truncated bundle has none)
+ *   SHA256SUMS            `sha256sum -c SHA256SUMS` in the extracted directory checks every
+ *                         other file (a truncated bundle has none); the last entry unless signed
+ *   SHA256SUMS.sig        a signed bundle's last entry: ed25519 over SHA256SUMS (signature.ts),
+ *                         which covers every other file; the header names the signer's key id
  *
  * A bundle's id is the sha256 of its airlock-bundle.json bytes; an incremental bundle names its
  * base by that id.
@@ -23,6 +25,7 @@ export { BundleError };
 
 export const BUNDLE_JSON = 'airlock-bundle.json';
 export const SUMS = 'SHA256SUMS';
+export const SUMS_SIG = 'SHA256SUMS.sig';
 export const BUNDLE_FORMAT = 'airlock-bundle/v1';
 /** Bound on the JSON header (a list of every blob: ≈100 bytes a blob). */
 export const MAX_BUNDLE_JSON = 256 * 2 ** 20;
@@ -39,6 +42,10 @@ export const bundleSchema = z.object({
   /** Blobs the earlier bundles of the chain hold (so `--since` this bundle leaves them out too). */
   baseBlobs: z.array(digest),
   files: z.number().int().min(0),
+  /** The site inventory this bundle was cut against (freeze --have): it holds only what that site lacked. */
+  inventory: z.object({ id: digest, createdAt: z.string(), host: z.string() }).optional(),
+  /** The key that signed SHA256SUMS (SHA256SUMS.sig); absent when unsigned. */
+  signer: z.object({ keyId: z.string().regex(/^sha256:[0-9a-f]{64}$/) }).optional(),
 });
 
 export type BundleManifest = z.infer<typeof bundleSchema>;

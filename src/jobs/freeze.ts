@@ -15,12 +15,14 @@ import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { Logger } from '../logging/logger.js';
-import { createHasher, type Digest } from '../oci/digest.js';
+import { createHasher, Digest } from '../oci/digest.js';
 import { blobDescriptors, formatPlatform, parseManifest, type Platform } from '../oci/manifest.js';
 import type { ManifestReference } from '../oci/reference.js';
 import { layoutPath, type LayoutFile } from '../storage/paths.js';
 import type { Store } from '../storage/store.js';
-import { BUNDLE_FORMAT, BUNDLE_JSON, BundleError, SUMS, bundleId, imageName, type BundleManifest } from './bundle.js';
+import { BUNDLE_FORMAT, BUNDLE_JSON, BundleError, SUMS, SUMS_SIG, bundleId, imageName, type BundleManifest } from './bundle.js';
+import type { SiteHoldings } from './inventory.js';
+import { signBytes, type SigningKey } from './signature.js';
 
 export interface FreezeSelection {
   name: string;
@@ -35,7 +37,11 @@ export interface FreezeOptions {
   images?: FreezeSelection[];
   /** The earlier bundle's header: blobs it (and its chain) holds are left out. */
   since?: { manifest: BundleManifest; id: string };
+  /** A site's inventory: blobs, links and images it holds are left out. */
+  have?: SiteHoldings;
   version: string;
+  /** Signs SHA256SUMS (SHA256SUMS.sig, the last entry) and names the key in the header. */
+  sign?: SigningKey;
   onProgress?(done: number, total: number): void;
 }
 
@@ -47,6 +53,8 @@ export interface FreezeReport {
   imageNames: string[];
   /** sha256 of the SHA256SUMS entry: what names this bundle's content. */
   sums: string;
+  /** The key id that signed it. */
+  signer?: string;
   blobs: number;
   bytes: number;
   skippedBlobs: number;
@@ -80,17 +88,20 @@ export class Freezer {
     const started = Date.now();
     const plan = await this.#plan(opts.images);
     const base = new Set([...(opts.since?.manifest.blobs.map((b) => b.digest) ?? []), ...(opts.since?.manifest.baseBlobs ?? [])]);
-    const blobs = [...plan.blobs.values()].filter((b) => !base.has(b.digest.toString()));
-    const links = [...plan.links.entries()].sort((a, b) => LINK_ORDER[a[1].file.kind] - LINK_ORDER[b[1].file.kind] || (a[0] < b[0] ? -1 : 1));
+    const have = opts.have;
+    const blobs = [...plan.blobs.values()].filter((b) => !base.has(b.digest.toString()) && !have?.blobs.has(b.digest.toString()));
+    const links = [...plan.links.entries()].filter(([, l]) => !have?.holdsLink(l.file, l.target)).sort((a, b) => LINK_ORDER[a[1].file.kind] - LINK_ORDER[b[1].file.kind] || (a[0] < b[0] ? -1 : 1));
     const header: BundleManifest = {
       format: BUNDLE_FORMAT,
       createdAt: new Date().toISOString(),
       source: { host: hostname(), airlock: opts.version },
       base: opts.since ? { id: opts.since.id, createdAt: opts.since.manifest.createdAt } : null,
-      images: plan.images,
+      images: have ? plan.images.filter((i) => !have.holdsImage(i.name, i.tag, Digest.parse(i.digest))) : plan.images,
       blobs: blobs.map((b) => ({ digest: b.digest.toString(), size: b.size })),
       baseBlobs: [...base].sort(),
       files: blobs.length + links.length,
+      ...(have ? { inventory: { id: have.id, createdAt: have.doc.createdAt, host: have.doc.source.host } } : {}),
+      ...(opts.sign ? { signer: { keyId: opts.sign.id } } : {}),
     };
     const json = Buffer.from(JSON.stringify(header, null, 1));
     const total = blobs.reduce((a, b) => a + b.size, 0);
@@ -127,6 +138,7 @@ export class Freezer {
       const sumsBytes = Buffer.from(sums.join('\n') + '\n');
       sumsDigest = `sha256:${createHasher('sha256').update(sumsBytes).digest('hex')}`;
       await Promise.race([addEntry(pack, SUMS, sumsBytes), failed]);
+      if (opts.sign) await Promise.race([addEntry(pack, SUMS_SIG, signBytes(sumsBytes, opts.sign)), failed]);
       pack.finalize();
       await Promise.race([written, failed]);
       const fh = await open(tmp, 'r+');
@@ -142,7 +154,7 @@ export class Freezer {
       await rm(tmp, { force: true });
       throw e;
     }
-    const report: FreezeReport = { out, id: bundleId(json), images: plan.images.length, imageNames: plan.images.map(imageName), sums: sumsDigest, blobs: blobs.length, bytes: total, skippedBlobs: plan.blobs.size - blobs.length, links: links.length, warnings: plan.warnings, ms: Date.now() - started };
+    const report: FreezeReport = { out, id: bundleId(json), images: header.images.length, imageNames: header.images.map(imageName), sums: sumsDigest, ...(opts.sign ? { signer: opts.sign.id } : {}), blobs: blobs.length, bytes: total, skippedBlobs: plan.blobs.size - blobs.length, links: links.length, warnings: plan.warnings, ms: Date.now() - started };
     this.log.info({ ...report, warnings: report.warnings.length }, 'bundle written');
     return report;
   }

@@ -21,9 +21,12 @@ import { blobDescriptors, parseManifest } from '../oci/manifest.js';
 import type { StagedWrite } from '../storage/driver.js';
 import { parseLayoutPath, type LayoutFile } from '../storage/paths.js';
 import type { Store } from '../storage/store.js';
-import type { Denial, PolicyMode } from '../mirror/policy.js';
-import { BUNDLE_JSON, BundleError, MAX_BUNDLE_JSON, SUMS, bundleId, imageName, parseBundleJson, type BundleManifest } from './bundle.js';
+import { BUNDLE_JSON, BundleError, MAX_BUNDLE_JSON, SUMS, SUMS_SIG, bundleId, imageName, parseBundleJson, type BundleManifest } from './bundle.js';
 import { parseSums, readAll } from './bundle-entries.js';
+import { judgeImport, type ImportPolicy } from './import-policy.js';
+import type { TrustedKeys } from './signature.js';
+
+export type { ImportPolicy };
 
 export interface ImportReport {
   id: string;
@@ -43,15 +46,10 @@ export interface ImportReport {
   imageNames: string[];
   /** sha256 of the bundle's SHA256SUMS entry. */
   sums: string;
+  /** The trusted key whose signature was verified; undefined when none was required. */
+  signer?: string;
 }
 
-export interface ImportPolicy {
-  /** A stored name's (and tag's) denial (policy.ts storedNameJudge). */
-  judge(storeName: string, tag?: string): Denial | undefined;
-  mode: PolicyMode;
-  /** Import denied images anyway (airlock import --force). */
-  force?: boolean;
-}
 
 type LinkFile = Exclude<LayoutFile, { kind: 'blob' }>;
 
@@ -67,39 +65,7 @@ const MAX_SUMS = 256 * 2 ** 20;
 const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
 
 export class Importer {
-  constructor(private readonly store: Store, private readonly opts: { maxManifestSize: number; onProgress?(done: number, total: number): void; policy?: ImportPolicy }, private readonly log: Logger) {}
-
-  /**
-   * The policy's denials of these images, one line per repository denied by name or per tag;
-   * throws when they refuse the import.
-   */
-  #policy(file: string, images: Iterable<{ name: string; tag?: string }>): string[] {
-    const policy = this.opts.policy;
-    if (!policy) return [];
-    const tags = new Map<string, Set<string>>();
-    for (const i of images) {
-      const s = tags.get(i.name) ?? new Set<string>();
-      if (i.tag !== undefined) s.add(i.tag);
-      tags.set(i.name, s);
-    }
-    const denials: string[] = [];
-    for (const [name, set] of tags) {
-      const whole = policy.judge(name);
-      if (whole) {
-        denials.push(`${name}: ${whole.message}`);
-        continue;
-      }
-      for (const tag of set) {
-        const d = policy.judge(name, tag);
-        if (d) denials.push(`${name}:${tag}: ${d.message}`);
-      }
-    }
-    if (denials.length > 0 && policy.mode === 'enforce' && !policy.force) {
-      const shown = denials.slice(0, 5).join('; ') + (denials.length > 5 ? `; and ${denials.length - 5} more` : '');
-      throw new BundleError(`${file} carries images the upstreams' allow and deny lists deny, so nothing was imported: ${shown} (airlock import --force imports it anyway)`);
-    }
-    return denials;
-  }
+  constructor(private readonly store: Store, private readonly opts: { maxManifestSize: number; onProgress?(done: number, total: number): void; policy?: ImportPolicy; trust?: TrustedKeys }, private readonly log: Logger) {}
 
   async run(file: string): Promise<ImportReport> {
     const started = Date.now();
@@ -111,6 +77,8 @@ export class Importer {
     let id = '';
     let listed = new Map<string, number>();
     let sumsFile: Map<string, string> | undefined;
+    let sumsBytes: Buffer | undefined;
+    let signature: Buffer | undefined;
     let current: string | undefined;
     let previous: string | undefined;
     let done = 0;
@@ -132,22 +100,32 @@ export class Importer {
             continue;
           }
           if (entry.header.type !== 'file') throw new BundleError(`entry ${name}: a ${entry.header.type}, but a bundle holds only regular files`);
-          if (sumsFile) throw new BundleError(`entry ${name} follows ${SUMS}, which must be the last entry`);
           const size = entry.header.size ?? 0;
+          if (sumsFile && name === SUMS_SIG && !signature) {
+            if (size > 1024) throw new BundleError(`entry ${name}: too large for a signature`);
+            signature = await readAll(entry, size);
+            previous = name;
+            current = undefined;
+            continue;
+          }
+          if (sumsFile) throw new BundleError(`entry ${name} follows ${SUMS}, which must be the last entry (but for ${SUMS_SIG})`);
           if (!header) {
             if (name !== BUNDLE_JSON) throw new BundleError(`${file} is not an airlock bundle: its first entry is ${name}, not ${BUNDLE_JSON}`);
             if (size > MAX_BUNDLE_JSON) throw new BundleError(`entry ${name}: too large`);
             const bytes = await readAll(entry, size);
             header = parseBundleJson(bytes, file);
             id = bundleId(bytes);
+            // An unsigned bundle, or one signed by a key not trusted, is refused before any blob.
+            const untrusted = this.opts.trust?.refuseSigner(`bundle ${file}`, header.signer?.keyId);
+            if (untrusted) throw new BundleError(`${untrusted}; nothing was imported`);
             sums.set(name, createHasher('sha256').update(bytes).digest('hex'));
             listed = new Map(header.blobs.map((b) => [b.digest, b.size]));
             // Refused before any blob when the header already names a denied image.
-            this.#policy(file, header.images);
+            judgeImport(this.opts.policy, file, header.images);
             total = header.blobs.reduce((a, b) => a + b.size, 0);
           } else if (name === SUMS) {
             if (size > MAX_SUMS) throw new BundleError(`entry ${name}: too large`);
-            const sumsBytes = await readAll(entry, size);
+            sumsBytes = await readAll(entry, size);
             sumsDigest = `sha256:${createHasher('sha256').update(sumsBytes).digest('hex')}`;
             sumsFile = parseSums(sumsBytes);
           } else {
@@ -185,6 +163,8 @@ export class Importer {
       }
       if (!header) throw new BundleError(`${file} is empty: not an airlock bundle`);
       if (!sumsFile) throw new BundleError(`${file} is truncated: ${SUMS} (its last entry) is missing${previous ? ` after entry ${previous}` : ''}`);
+      const forged = this.opts.trust?.refuseSignature(`bundle ${file}`, header.signer?.keyId, sumsBytes as Buffer, signature);
+      if (forged) throw new BundleError(`${forged}; nothing was imported`);
       for (const [name, hex] of sumsFile) {
         const got = sums.get(name);
         if (got === undefined) throw new BundleError(`${file} is incomplete: entry ${name} listed in ${SUMS} is missing`);
@@ -195,9 +175,9 @@ export class Importer {
 
       const manifests = await this.#checkReferences(header, id, blobs, links);
       // The links are what gets published, whatever the header said.
-      const policyDenials = this.#policy(file, [...links.values()].map(({ file: f }) => (f.kind === 'tag-current' || f.kind === 'tag-index' ? { name: f.name, tag: f.tag } : { name: f.name })));
+      const policyDenials = judgeImport(this.opts.policy, file, [...links.values()].map(({ file: f }) => (f.kind === 'tag-current' || f.kind === 'tag-index' ? { name: f.name, tag: f.tag } : { name: f.name })));
       const report = await this.#commit(blobs, links);
-      const result: ImportReport = { id, base: header.base?.id ?? null, ...report, manifests, ms: Date.now() - started, policyDenials, imageNames: header.images.map(imageName), sums: sumsDigest };
+      const result: ImportReport = { id, base: header.base?.id ?? null, ...report, manifests, ms: Date.now() - started, policyDenials, imageNames: header.images.map(imageName), sums: sumsDigest, ...(this.opts.trust?.required && header.signer ? { signer: header.signer.keyId } : {}) };
       this.log.info(result, 'bundle imported');
       return result;
     } catch (e) {
@@ -247,7 +227,13 @@ export class Importer {
    */
   async #checkReferences(header: BundleManifest, id: string, blobs: Map<string, StagedBlob>, links: Map<string, { file: LinkFile; target: Digest }>): Promise<number> {
     const missingBase = (what: string) =>
-      new BundleError(header.base ? `${what} is neither in this bundle nor in the store: import its base bundle ${header.base.id} (created ${header.base.createdAt}) first` : `${what} is missing from the bundle (incomplete bundle ${id})`);
+      new BundleError(
+        header.base
+          ? `${what} is neither in this bundle nor in the store: import its base bundle ${header.base.id} (created ${header.base.createdAt}) first`
+          : header.inventory
+            ? `${what} is neither in this bundle nor in the store, which the inventory of ${header.inventory.host} taken ${header.inventory.createdAt} said held it (collected or removed since?); take a new inventory and freeze again`
+            : `${what} is missing from the bundle (incomplete bundle ${id})`,
+      );
     const layerLinks = new Set<string>();
     const revisions = new Set<string>();
     for (const { file } of links.values()) {

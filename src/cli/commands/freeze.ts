@@ -10,25 +10,36 @@ import { airlockVersion } from '../version.js';
 export const freeze = defineCommand({
   name: 'freeze',
   summary: 'write the store (or the images) as a bundle',
-  usage: '--out FILE.tar [--since EARLIER.tar] [--config FILE] [IMAGE...]',
+  usage: '--out FILE.tar [--since EARLIER.tar | --have SITE.inv [--trust KEY.pub]] [--sign KEY] [--config FILE] [IMAGE...]',
   options: {
     config: configOption,
     out: { type: 'string', short: 'o', value: 'FILE', help: 'the bundle to write (atomically)' },
     since: { type: 'string', value: 'FILE', help: 'leave out what an earlier bundle (and its chain) holds' },
+    have: { type: 'string', value: 'SITE.inv', help: "only what a site lacks, by its inventory (airlock inventory); without images, the prefetch list's" },
+    trust: { type: 'string', value: 'KEY.pub', help: 'accept only an inventory this key signed (besides import.trust)' },
+    sign: { type: 'string', value: 'KEY', help: 'sign the bundle with this private key (airlock keygen)' },
   },
-  run: (values, positionals) => run({ configFile: values.config, out: values.out, since: values.since, images: positionals }),
+  run: (values, positionals) => run({ configFile: values.config, out: values.out, since: values.since, have: values.have, trust: values.trust, sign: values.sign, images: positionals }),
 });
 
-async function run(opts: { configFile: string; out?: string; since?: string; images: string[] }): Promise<number> {
+async function run(opts: { configFile: string; out?: string; since?: string; have?: string; trust?: string; sign?: string; images: string[] }): Promise<number> {
   if (!opts.out) throw new UsageError('freeze needs --out FILE.tar');
-  const [{ openOfflineJobs }, { readBundleHeader }, { parseImageReference }] = await Promise.all([
+  if (opts.since !== undefined && opts.have !== undefined) throw new UsageError('freeze takes --since or --have, not both');
+  if (opts.trust !== undefined && opts.have === undefined) throw new UsageError('freeze --trust checks an inventory: give --have SITE.inv too');
+  const [{ openOfflineJobs }, { readBundleHeader }, { parseImageReference }, { readSigningKey, TrustedKeys }, { readInventory }, { prefetchSelection }] = await Promise.all([
     import('../../app/offline-jobs.js'),
     import('../../jobs/bundle.js'),
     import('../../oci/reference.js'),
+    import('../../jobs/signature.js'),
+    import('../../jobs/inventory.js'),
+    import('../../jobs/freeze-selection.js'),
   ]);
+  // Read first: a wrong key file fails before minutes of freezing.
+  const sign = opts.sign === undefined ? undefined : await readSigningKey(opts.sign);
   const jobs = await openOfflineJobs(opts.configFile);
   const { config, audit } = jobs;
-  const images: FreezeSelection[] | undefined = opts.images.length
+  const have = opts.have === undefined ? undefined : await readInventory(opts.have, await TrustedKeys.read([...config.import.trust, ...(opts.trust === undefined ? [] : [opts.trust])]));
+  let images: FreezeSelection[] | undefined = opts.images.length
     ? opts.images.map((label) => {
         let r;
         try {
@@ -41,6 +52,8 @@ async function run(opts: { configFile: string; out?: string; since?: string; ima
         return { name, label, ref: r.digest ? { kind: 'digest', digest: r.digest } : { kind: 'tag', tag: r.tag ?? 'latest' } };
       })
     : undefined;
+  // A site's inventory with no images named: what it lacks of the prefetch list, as the store holds it.
+  if (have && !images && config.prefetch.images.length > 0) images = await prefetchSelection(jobs.store, config.prefetch.images, (r) => jobs.storeName(parseImageReference(r, config.defaultUpstream)), config.defaultUpstream);
   const since = opts.since ? await readBundleHeader(opts.since) : undefined;
   try {
     await access(path.dirname(path.resolve(opts.out)), constants.W_OK);
@@ -53,18 +66,20 @@ async function run(opts: { configFile: string; out?: string; since?: string; ima
     out: opts.out,
     images,
     since,
+    have,
     version: airlockVersion(),
+    sign,
     onProgress: (done, total) => progress.update(`freeze: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total),
   });
   progress.done();
-  await audit?.record({ audit: 'freeze', bundle: path.resolve(r.out), sums: r.sums, images: r.imageNames, ...(since ? { since: since.id } : {}) });
+  await audit?.record({ audit: 'freeze', bundle: path.resolve(r.out), sums: r.sums, images: r.imageNames, ...(since ? { since: since.id } : {}), ...(have ? { inventory: have.id } : {}), ...(r.signer ? { signer: r.signer } : {}) });
   await jobs.close();
   for (const w of r.warnings) process.stderr.write(`airlock: warning: ${w}\n`);
   const size = (await stat(r.out)).size;
   process.stdout.write(
     `wrote ${r.out} (${formatBytes(size)}): ${r.images} images, ${r.blobs} blobs (${formatBytes(r.bytes)})` +
-      `${since ? `, ${r.skippedBlobs} blobs left to the base bundle` : ''}, ${r.links} links in ${formatDuration(r.ms)} (${formatBytes((r.bytes / Math.max(1, r.ms)) * 1000)}/s)\n` +
-      `bundle ${r.id}${since ? ` on top of ${since.id}` : ''}\n`,
+      `${since ? `, ${r.skippedBlobs} blobs left to the base bundle` : ''}${have ? `, ${r.skippedBlobs} blobs the site holds left out` : ''}, ${r.links} links in ${formatDuration(r.ms)} (${formatBytes((r.bytes / Math.max(1, r.ms)) * 1000)}/s)\n` +
+      `bundle ${r.id}${since ? ` on top of ${since.id}` : ''}${r.signer ? `, signed by ${r.signer}` : ''}\n`,
   );
   return 0;
 }

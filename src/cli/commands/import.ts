@@ -8,18 +8,19 @@ import { UsageError } from '../usage-error.js';
 export const importBundle = defineCommand({
   name: 'import',
   summary: 'verify a bundle and add it to the store',
-  usage: '[--force] [--config FILE] FILE.tar',
+  usage: '[--force] [--trust KEY.pub] [--config FILE] FILE.tar',
   options: {
     config: configOption,
     force: { type: 'boolean', help: "import images the upstreams' allow and deny lists deny" },
+    trust: { type: 'string', value: 'KEY.pub', help: 'import only a bundle this key signed (besides import.trust)' },
   },
   async run(values, positionals) {
     if (positionals.length > 1) throw new UsageError(`import takes one bundle, got ${positionals.length}`);
-    return run({ configFile: values.config, file: positionals[0], force: values.force === true });
+    return run({ configFile: values.config, file: positionals[0], force: values.force === true, trust: values.trust });
   },
 });
 
-async function run(opts: { configFile: string; file?: string; force: boolean }): Promise<number> {
+async function run(opts: { configFile: string; file?: string; force: boolean; trust?: string }): Promise<number> {
   if (!opts.file) throw new UsageError('import needs a bundle: airlock import FILE.tar');
   try {
     const s = await stat(opts.file);
@@ -32,14 +33,16 @@ async function run(opts: { configFile: string; file?: string; force: boolean }):
   const { config, audit } = jobs;
   const progress = new ProgressLine(process.stderr);
   const started = Date.now();
-  const r = await jobs.importer({ force: opts.force, onProgress: (done, total) => progress.update(`import: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total) }).run(opts.file);
+  const importer = await jobs.importer({ force: opts.force, trust: opts.trust === undefined ? [] : [opts.trust], onProgress: (done, total) => progress.update(`import: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total) });
+  const r = await importer.run(opts.file);
   progress.done();
-  await audit?.record({ audit: 'import', bundle: path.resolve(opts.file), sums: r.sums, images: r.imageNames, forced: r.policyDenials });
+  await audit?.record({ audit: 'import', bundle: path.resolve(opts.file), sums: r.sums, images: r.imageNames, forced: r.policyDenials, ...(r.signer ? { signer: r.signer } : {}) });
   await jobs.close();
   const why = opts.force ? '--force' : 'policy.mode report';
   for (const d of r.policyDenials) process.stderr.write(`airlock: warning: imported although denied (${why}): ${d}\n`);
   process.stdout.write(
     `imported bundle ${r.id}${r.base ? ` (on top of ${r.base})` : ''} into ${describeStore(config).label}:\n` +
+      (r.signer ? `  signed by trusted key ${r.signer}\n` : '') +
       `  ${r.blobsAdded} blobs added (${formatBytes(r.bytesAdded)}), ${r.blobsPresent} already present\n` +
       `  ${r.manifests} manifests in ${r.repositories} repositories; tags: ${r.tagsAdded} added, ${r.tagsMoved} moved, ${r.tagsUnchanged} unchanged\n` +
       `  ${formatDuration(r.ms)} (${formatBytes((r.bytesAdded / Math.max(1, r.ms)) * 1000)}/s)\n`,
