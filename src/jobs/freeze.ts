@@ -1,7 +1,7 @@
 /**
  * Freeze: the store (or the chosen images) as a bundle (bundle.ts), streamed in constant memory
- * and written atomically: the tar goes to a temp file beside the target, is fsynced, and only
- * then renamed to its final name.
+ * and written atomically: the tar goes to a temp file beside the target (or to volumes,
+ * bundle-volumes.ts), is fsynced, and only then renamed to its final name.
  *
  * Every blob is re-hashed as it is read, so a bundle never carries a corrupt blob; a mismatch
  * stops the freeze and says to run `airlock verify`.
@@ -22,6 +22,7 @@ import { layoutPath, type LayoutFile } from '../storage/paths.js';
 import type { Store } from '../storage/store.js';
 import { BUNDLE_FORMAT, BUNDLE_JSON, BundleError, SUMS, SUMS_SIG, bundleId, imageName, type BundleManifest } from './bundle.js';
 import type { SiteHoldings } from './inventory.js';
+import { VolumeWriter } from './bundle-volumes.js';
 import { signBytes, type SigningKey } from './signature.js';
 
 export interface FreezeSelection {
@@ -40,6 +41,8 @@ export interface FreezeOptions {
   /** A site's inventory: blobs, links and images it holds are left out. */
   have?: SiteHoldings;
   version: string;
+  /** Cut the tar into volumes of this many bytes (bundle-volumes.ts) instead of one file. */
+  volumeSize?: number;
   /** Signs SHA256SUMS (SHA256SUMS.sig, the last entry) and names the key in the header. */
   sign?: SigningKey;
   onProgress?(done: number, total: number): void;
@@ -53,6 +56,8 @@ export interface FreezeReport {
   imageNames: string[];
   /** sha256 of the SHA256SUMS entry: what names this bundle's content. */
   sums: string;
+  /** The volumes written, in order, when cut into volumes. */
+  volumes?: string[];
   /** The key id that signed it. */
   signer?: string;
   blobs: number;
@@ -109,7 +114,8 @@ export class Freezer {
     const out = path.resolve(opts.out);
     const tmp = path.join(path.dirname(out), `.${path.basename(out)}.${randomBytes(6).toString('hex')}.partial`);
     const pack = tar.pack();
-    const file = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
+    const volumes = opts.volumeSize === undefined ? undefined : new VolumeWriter(out, opts.volumeSize);
+    const file = volumes ?? createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
     pack.pipe(file);
     const written = finished(file);
     // A write error (disk full) must end the freeze, not leave it waiting for a drain.
@@ -119,6 +125,7 @@ export class Freezer {
     const sums: string[] = [];
     let sumsDigest = '';
     let done = 0;
+    let volumeFiles: string[] | undefined;
     try {
       await Promise.race([addEntry(pack, BUNDLE_JSON, json), failed]);
       sums.push(`${createHasher('sha256').update(json).digest('hex')}  ${BUNDLE_JSON}`);
@@ -141,20 +148,24 @@ export class Freezer {
       if (opts.sign) await Promise.race([addEntry(pack, SUMS_SIG, signBytes(sumsBytes, opts.sign)), failed]);
       pack.finalize();
       await Promise.race([written, failed]);
-      const fh = await open(tmp, 'r+');
-      try {
-        await fh.datasync();
-      } finally {
-        await fh.close();
+      if (volumes) {
+        volumeFiles = await volumes.commit();
+      } else {
+        const fh = await open(tmp, 'r+');
+        try {
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+        await rename(tmp, out);
       }
-      await rename(tmp, out);
     } catch (e) {
       pack.destroy();
       file.destroy();
-      await rm(tmp, { force: true });
+      await (volumes ? volumes.abort() : rm(tmp, { force: true }));
       throw e;
     }
-    const report: FreezeReport = { out, id: bundleId(json), images: header.images.length, imageNames: header.images.map(imageName), sums: sumsDigest, ...(opts.sign ? { signer: opts.sign.id } : {}), blobs: blobs.length, bytes: total, skippedBlobs: plan.blobs.size - blobs.length, links: links.length, warnings: plan.warnings, ms: Date.now() - started };
+    const report: FreezeReport = { out, ...(volumeFiles ? { volumes: volumeFiles } : {}), id: bundleId(json), images: header.images.length, imageNames: header.images.map(imageName), sums: sumsDigest, ...(opts.sign ? { signer: opts.sign.id } : {}), blobs: blobs.length, bytes: total, skippedBlobs: plan.blobs.size - blobs.length, links: links.length, warnings: plan.warnings, ms: Date.now() - started };
     this.log.info({ ...report, warnings: report.warnings.length }, 'bundle written');
     return report;
   }

@@ -14,6 +14,7 @@
  * says so, and on its links before anything is published) unless forced.
  */
 import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { Logger } from '../logging/logger.js';
 import { createHasher, Digest } from '../oci/digest.js';
@@ -67,7 +68,8 @@ const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 't
 export class Importer {
   constructor(private readonly store: Store, private readonly opts: { maxManifestSize: number; onProgress?(done: number, total: number): void; policy?: ImportPolicy; trust?: TrustedKeys }, private readonly log: Logger) {}
 
-  async run(file: string): Promise<ImportReport> {
+  /** `input`: the bundle's bytes when they do not come from `file` alone (volumes). */
+  async run(file: string, input: Readable = createReadStream(file, { highWaterMark: 1 << 20 })): Promise<ImportReport> {
     const started = Date.now();
     const blobs = new Map<string, StagedBlob>();
     const links = new Map<string, { file: LinkFile; target: Digest }>();
@@ -85,7 +87,6 @@ export class Importer {
     let total = 0;
 
     const extract = tar.extract();
-    const input = createReadStream(file, { highWaterMark: 1 << 20 });
     input.on('error', (e) => extract.destroy(e));
     input.pipe(extract);
     try {
@@ -160,6 +161,12 @@ export class Importer {
         if (e instanceof BundleError) throw e;
         const where = current ? `in entry ${current}` : previous ? `after entry ${previous}` : 'at its start';
         throw new BundleError(`${file} is truncated or damaged ${where}: ${(e as Error).message}`, { cause: e });
+      }
+      // The tar ends before its input does (end-of-archive padding, a volume's tail): read the
+      // rest, so a volume set's last checksum is checked before anything is published.
+      if (!input.readableEnded) {
+        input.unpipe(extract);
+        for await (const _ of input) void _;
       }
       if (!header) throw new BundleError(`${file} is empty: not an airlock bundle`);
       if (!sumsFile) throw new BundleError(`${file} is truncated: ${SUMS} (its last entry) is missing${previous ? ` after entry ${previous}` : ''}`);

@@ -3,6 +3,8 @@ import path from 'node:path';
 import type { FreezeSelection } from '../../jobs/freeze.js';
 import { configOption, defineCommand } from '../command.js';
 import { formatBytes, formatDuration, ProgressLine, rateAndEta } from '../format.js';
+import { parseSize } from '../../config/units.js';
+import { MIN_VOLUME_SIZE, volumeSumsName } from '../../jobs/bundle-volumes.js';
 import { UsageError } from '../usage-error.js';
 import { airlockVersion } from '../version.js';
 
@@ -10,7 +12,7 @@ import { airlockVersion } from '../version.js';
 export const freeze = defineCommand({
   name: 'freeze',
   summary: 'write the store (or the images) as a bundle',
-  usage: '--out FILE.tar [--since EARLIER.tar | --have SITE.inv [--trust KEY.pub]] [--sign KEY] [--config FILE] [IMAGE...]',
+  usage: '--out FILE.tar [--since EARLIER.tar | --have SITE.inv [--trust KEY.pub]] [--sign KEY] [--volume-size SIZE] [--config FILE] [IMAGE...]',
   options: {
     config: configOption,
     out: { type: 'string', short: 'o', value: 'FILE', help: 'the bundle to write (atomically)' },
@@ -18,13 +20,26 @@ export const freeze = defineCommand({
     have: { type: 'string', value: 'SITE.inv', help: "only what a site lacks, by its inventory (airlock inventory); without images, the prefetch list's" },
     trust: { type: 'string', value: 'KEY.pub', help: 'accept only an inventory this key signed (besides import.trust)' },
     sign: { type: 'string', value: 'KEY', help: 'sign the bundle with this private key (airlock keygen)' },
+    'volume-size': { type: 'string', value: 'SIZE', help: 'cut it into volumes FILE.000, FILE.001, … of SIZE (4.4GiB: a DVD) for removable media' },
   },
-  run: (values, positionals) => run({ configFile: values.config, out: values.out, since: values.since, have: values.have, trust: values.trust, sign: values.sign, images: positionals }),
+  run: (values, positionals) => run({ configFile: values.config, out: values.out, since: values.since, have: values.have, trust: values.trust, sign: values.sign, volumeSize: values['volume-size'], images: positionals }),
 });
 
-async function run(opts: { configFile: string; out?: string; since?: string; have?: string; trust?: string; sign?: string; images: string[] }): Promise<number> {
+function volumeBytes(text: string): number {
+  let n: number;
+  try {
+    n = parseSize(text);
+  } catch (e) {
+    throw new UsageError(`freeze --volume-size: ${(e as Error).message}`);
+  }
+  if (n < MIN_VOLUME_SIZE) throw new UsageError(`freeze --volume-size: at least ${formatBytes(MIN_VOLUME_SIZE)}`);
+  return n;
+}
+
+async function run(opts: { configFile: string; out?: string; since?: string; have?: string; trust?: string; sign?: string; volumeSize?: string; images: string[] }): Promise<number> {
   if (!opts.out) throw new UsageError('freeze needs --out FILE.tar');
   if (opts.since !== undefined && opts.have !== undefined) throw new UsageError('freeze takes --since or --have, not both');
+  const volumeSize = opts.volumeSize === undefined ? undefined : volumeBytes(opts.volumeSize);
   if (opts.trust !== undefined && opts.have === undefined) throw new UsageError('freeze --trust checks an inventory: give --have SITE.inv too');
   const [{ openOfflineJobs }, { readBundleHeader }, { parseImageReference }, { readSigningKey, TrustedKeys }, { readInventory }, { prefetchSelection }] = await Promise.all([
     import('../../app/offline-jobs.js'),
@@ -69,15 +84,19 @@ async function run(opts: { configFile: string; out?: string; since?: string; hav
     have,
     version: airlockVersion(),
     sign,
+    volumeSize,
     onProgress: (done, total) => progress.update(`freeze: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total),
   });
   progress.done();
   await audit?.record({ audit: 'freeze', bundle: path.resolve(r.out), sums: r.sums, images: r.imageNames, ...(since ? { since: since.id } : {}), ...(have ? { inventory: have.id } : {}), ...(r.signer ? { signer: r.signer } : {}) });
   await jobs.close();
   for (const w of r.warnings) process.stderr.write(`airlock: warning: ${w}\n`);
-  const size = (await stat(r.out)).size;
+  const files = r.volumes ?? [r.out];
+  const sizes = await Promise.all(files.map(async (f) => (await stat(f)).size));
+  const size = sizes.reduce((a, b) => a + b, 0);
+  const what = r.volumes ? `${files.length} volumes ${path.basename(files[0] as string)} … ${path.basename(files.at(-1) as string)} and ${path.basename(volumeSumsName(r.out))}` : r.out;
   process.stdout.write(
-    `wrote ${r.out} (${formatBytes(size)}): ${r.images} images, ${r.blobs} blobs (${formatBytes(r.bytes)})` +
+    `wrote ${what} (${formatBytes(size)}): ${r.images} images, ${r.blobs} blobs (${formatBytes(r.bytes)})` +
       `${since ? `, ${r.skippedBlobs} blobs left to the base bundle` : ''}${have ? `, ${r.skippedBlobs} blobs the site holds left out` : ''}, ${r.links} links in ${formatDuration(r.ms)} (${formatBytes((r.bytes / Math.max(1, r.ms)) * 1000)}/s)\n` +
       `bundle ${r.id}${since ? ` on top of ${since.id}` : ''}${r.signer ? `, signed by ${r.signer}` : ''}\n`,
   );

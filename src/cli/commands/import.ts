@@ -2,13 +2,15 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { configOption, defineCommand } from '../command.js';
 import { formatBytes, formatDuration, ProgressLine, rateAndEta } from '../format.js';
+import { BundleError } from '../../jobs/bundle-error.js';
+import { VolumeReader, volumeBase } from '../../jobs/bundle-volumes.js';
 import { UsageError } from '../usage-error.js';
 
 /** `airlock import FILE.tar`: verifies a bundle and adds it to the store, all or nothing. */
 export const importBundle = defineCommand({
   name: 'import',
   summary: 'verify a bundle and add it to the store',
-  usage: '[--force] [--trust KEY.pub] [--config FILE] FILE.tar',
+  usage: '[--force] [--trust KEY.pub] [--config FILE] FILE.tar | FILE.tar.000',
   options: {
     config: configOption,
     force: { type: 'boolean', help: "import images the upstreams' allow and deny lists deny" },
@@ -34,7 +36,18 @@ async function run(opts: { configFile: string; file?: string; force: boolean; tr
   const progress = new ProgressLine(process.stderr);
   const started = Date.now();
   const importer = await jobs.importer({ force: opts.force, trust: opts.trust === undefined ? [] : [opts.trust], onProgress: (done, total) => progress.update(`import: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total) });
-  const r = await importer.run(opts.file);
+  // The first of a set of volumes (freeze --volume-size): read in order, each checked as it ends.
+  const volumes = volumeBase(opts.file) === undefined ? undefined : await VolumeReader.open(opts.file);
+  let r;
+  try {
+    r = await importer.run(opts.file, volumes?.stream());
+  } catch (e) {
+    if (volumes?.current && e instanceof BundleError && !/^volume /.test(e.message)) {
+      const where = volumes.absent ? `after the last volume found, ${path.basename(volumes.current)}: is ${path.basename(volumes.absent)} missing?` : `reading volume ${path.basename(volumes.current)}`;
+      throw new BundleError(`${e.message} (${where})`, { cause: e });
+    }
+    throw e;
+  }
   progress.done();
   await audit?.record({ audit: 'import', bundle: path.resolve(opts.file), sums: r.sums, images: r.imageNames, forced: r.policyDenials, ...(r.signer ? { signer: r.signer } : {}) });
   await jobs.close();
