@@ -17,7 +17,8 @@ import { PullThrough, type MirrorEvents } from '../mirror/pull-through.js';
 import { Router } from '../mirror/router.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import type { Store } from '../storage/store.js';
-import { createStore, prepareStore } from './store.js';
+import { openStore } from './store.js';
+import { ReadOnlyStoreError, readOnlyMessage, type ReadOnlyReason } from '../storage/read-only-driver.js';
 import { Fleet } from '../mirror/fleet.js';
 import { PeerClient } from '../upstream/peer-client.js';
 import { pushOptions, registryOptions } from './options.js';
@@ -36,8 +37,10 @@ export interface Airlock {
   metrics: Metrics;
   /** Last-served times of images (eviction, du). */
   accessTimes: AccessTimes;
-  /** Present when storage.maxSize is set. */
+  /** Present when storage.maxSize is set (and the store is writable). */
   evictor?: Evictor;
+  /** Why the store is served read-only (storage.readOnly, a read-only root); absent when writable. */
+  readOnly?: ReadOnlyReason;
   /** A separate listener for /metrics (metrics.listen); serve starts it. */
   metricsApp?: FastifyInstance;
   /** The fleet port (fleet.listen), where other replicas read fills; serve starts it. */
@@ -61,7 +64,7 @@ export interface Airlock {
   close(): Promise<void>;
 }
 
-export { StoreNotWritableError, createStore, prepareStore } from './store.js';
+export { StoreNotReadableError, StoreNotWritableError, createStore, openStore, prepareStore } from './store.js';
 export { createUpstreams } from './upstreams.js';
 
 /**
@@ -69,11 +72,11 @@ export { createUpstreams } from './upstreams.js';
  * sends other replicas to. A job (airlock prefetch) on a fleet's bucket fetches on its own.
  */
 export async function createAirlock(config: Config, logger: Logger, opts: { serve?: boolean } = {}): Promise<Airlock> {
-  const store = await createStore(config);
-  await prepareStore(config, store.driver);
+  const { store, readOnly } = await openStore(config);
+  if (readOnly && opts.serve) logReadOnly(logger, readOnly, config);
   const upstreams = await createUpstreams(config, logger);
   const router = new Router(upstreams, config.defaultUpstream, config.push.repositories);
-  const metrics = new Metrics(upstreams);
+  const metrics = new Metrics(upstreams, { storeReadOnly: readOnly !== undefined });
   const audit = config.audit.file !== undefined ? await AuditLog.open(config.audit.file, logger, () => metrics.auditWriteErrors.inc()) : undefined;
   // The user name is the client's text: bounded, never the password.
   const failedLogin: FailedLoginHook | undefined = audit
@@ -81,17 +84,20 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
     : undefined;
   const accessTimes = new AccessTimes(store.driver);
   await accessTimes.load();
-  const fleetConfig = opts.serve ? config.fleet : undefined;
+  // A read-only store takes no leases: this replica serves what the bucket holds, on its own.
+  const fleetConfig = opts.serve && !readOnly ? config.fleet : undefined;
   const peers = fleetConfig ? new PeerClient(fleetConfig.secret) : undefined;
   const fleet = fleetConfig && peers
     ? new Fleet(store, peers, { advertise: fleetConfig.advertise, leaseTTL: fleetConfig.leaseTTL }, logger.child({ component: 'fleet' }))
     : undefined;
-  const registry: PullThrough = new PullThrough(store, router, registryOptions(config), logger, mirrorEvents(metrics, accessTimes, audit, () => evictions.soon()), fleet);
+  const registry: PullThrough = new PullThrough(store, router, registryOptions(config), logger, mirrorEvents(metrics, readOnly ? undefined : accessTimes, audit, () => evictions.soon()), fleet);
+  registry.storeOnly = readOnly !== undefined;
   metrics.countFillsWith(() => registry.fillsInFlight);
   if (fleet) metrics.watchFleet(fleet.stats);
   const push = new PushService(store, pushOptions(config), logger.child({ component: 'push' }));
   let evictor: Evictor | undefined;
-  const maxSize = config.storage.maxSize;
+  // A read-only store never grows: no ceiling to keep.
+  const maxSize = readOnly ? undefined : config.storage.maxSize;
   if (maxSize !== undefined) {
     metrics.storeCeiling(maxSize);
     evictor = new Evictor(
@@ -132,9 +138,11 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
   if (https) metrics.tlsCertExpires(https.notAfter);
   // Loaded here, not at the top: jobs that only need the registry skip the HTTP stack's modules.
   const { buildApp, addMetricsRoute, addReadinessRoute } = await import('../http/app.js');
-  const readiness = readinessCheck(config.storage.root, upstreams);
+  // Read-only, the upstreams are never asked: readiness is the store's alone.
+  const readiness = readinessCheck(config.storage.root, readOnly ? new Map() : upstreams, readOnly);
   const app = buildApp({
     registry, push, access: () => reloader.access, https, logger, metrics, readiness, audit,
+    readOnly: readOnly ? readOnlyMessage(readOnly, 'pushes and deletes are refused') : undefined,
     metricsElsewhere: config.metrics.listen !== undefined,
     maxPageEntries: config.http.maxPageEntries,
     bodyLimit: config.http.maxManifestSize,
@@ -153,16 +161,18 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
     const { buildFleetApp } = await import('../http/fleet-app.js');
     fleetApp = buildFleetApp(registry, fleetConfig.secret, logger.child({ component: 'fleet' }));
   }
-  const prefetch = (images?: readonly string[], onProgress?: (p: PrefetchProgress) => void) =>
-    new Prefetcher(registry, { ...Prefetcher.options(config.prefetch, config.defaultUpstream), onProgress }, logger.child({ job: 'prefetch' }))
+  const prefetch = async (images?: readonly string[], onProgress?: (p: PrefetchProgress) => void) => {
+    if (readOnly) throw new ReadOnlyStoreError(readOnlyMessage(readOnly, 'prefetch would store images in it; run it against a writable store'));
+    return new Prefetcher(registry, { ...Prefetcher.options(config.prefetch, config.defaultUpstream), onProgress }, logger.child({ job: 'prefetch' }))
       .run(images ?? config.prefetch.images)
       .then((r) => {
         for (const x of r.results) metrics.prefetchImages.inc({ outcome: x.outcome });
         return r;
       });
+  };
   const stops: Array<() => Promise<void>> = [];
   return {
-    app, store, registry, push, metrics, accessTimes, evictor, metricsApp, fleetApp, fleet, upstreams, config, audit, prefetch,
+    app, store, registry, push, metrics, accessTimes, evictor, readOnly, metricsApp, fleetApp, fleet, upstreams, config, audit, prefetch,
     reopenLogs: async () => {
       try {
         await audit?.reopen();
@@ -171,7 +181,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
       }
     },
     startSchedules: () => {
-      stops.push(...startSchedules({ config, store, push, accessTimes, eviction: evictions, metrics, prefetch: () => prefetch(), logger }));
+      stops.push(...startSchedules({ config, store, push, accessTimes, eviction: evictions, metrics, prefetch: () => prefetch(), logger, readOnly: readOnly !== undefined }));
     },
     reload: (next?: Config) => reloader.reload(next),
     close: () => shutdown({ app, metricsApp, fleetApp, stops, afterClose: () => evictions.cancel(), accessTimes, registry, upstreams, peers, audit, store, logger }),
@@ -179,7 +189,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
 }
 
 /** What the mirror reports, to the metrics, the access times, eviction and the audit log. */
-function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes, audit: AuditLog | undefined, grew: () => void): MirrorEvents {
+function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes | undefined, audit: AuditLog | undefined, grew: () => void): MirrorEvents {
   return {
     onManifest: (outcome) => metrics.cache.inc({ kind: 'manifest', outcome }),
     onBlob: (outcome) => metrics.cache.inc({ kind: 'blob', outcome }),
@@ -193,10 +203,26 @@ function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes, audit: AuditLo
       }
     },
     onDigestMismatch: () => metrics.digestMismatches.inc(),
-    onManifestServed: (name, digest) => accessTimes.touch(name, digest.toString()),
+    // Not recorded for a read-only store: they could never be written out.
+    onManifestServed: accessTimes ? (name, digest) => accessTimes.touch(name, digest.toString()) : undefined,
     onPolicyDenial: (upstream, mode) => metrics.policyDenials.inc({ upstream, mode }),
     onTagMoved: async (m) => {
       await audit?.record({ audit: 'tag-moved', stored: m.storeName, tag: m.tag, upstream: m.upstream, from: m.from.toString(), to: m.to.toString() });
     },
   };
+}
+
+/** The one start-up line of a read-only store: why, and what that turns off. */
+function logReadOnly(logger: Logger, reason: ReadOnlyReason, config: Config): void {
+  const upstreams = Object.keys(config.upstreams);
+  const ignored = [
+    ...(upstreams.length > 0 ? ['upstreams (misses answer 404, as a plain registry)'] : []),
+    ...(config.storage.maxSize !== undefined ? ['storage.maxSize'] : []),
+    ...(config.fleet ? ['fleet'] : []),
+    ...(config.prefetch.schedule !== undefined ? ['prefetch.schedule'] : []),
+  ];
+  logger.warn(
+    { root: reason.label, reason: reason.why, ...(ignored.length > 0 ? { ignored } : {}) },
+    `serving the store read-only (${reason.why}): pulls only; pushes and deletes are refused and nothing is written to it`,
+  );
 }

@@ -17,8 +17,9 @@ import { storedNameJudge, UpstreamPolicy } from '../mirror/policy.js';
 import { imageTarget, Router } from '../mirror/router.js';
 import type { ImageReference } from '../oci/reference.js';
 import { AccessTimes } from '../storage/access-times.js';
+import { ReadOnlyStoreError, readOnlyMessage, type ReadOnlyReason } from '../storage/read-only-driver.js';
 import type { Store } from '../storage/store.js';
-import { createStore, prepareStore } from './store.js';
+import { openStore } from './store.js';
 
 export interface OfflineJobs {
   config: Config;
@@ -26,6 +27,13 @@ export interface OfflineJobs {
   store: Store;
   /** audit.file, when set: the same file serve appends to (whole lines from both stay whole). */
   audit?: AuditLog;
+  /**
+   * Why the store is read-only (storage.readOnly, a read-only root); absent when writable. The
+   * jobs that write to it (importer, collector, verifier with repair) refuse to start then.
+   */
+  readOnly?: ReadOnlyReason;
+  /** Throws the one-line refusal (ReadOnlyStoreError: exit 2) when the store is read-only; `what` says what would have written. */
+  requireWritable(what: string): void;
   /** The stored name of an image reference, routed as a pull of it would be (`alpine` is library/alpine). */
   storeName(ref: ImageReference): string;
   freezer(): Freezer;
@@ -41,8 +49,11 @@ export interface OfflineJobs {
 export async function openOfflineJobs(configFile: string): Promise<OfflineJobs> {
   const config = await loadConfig(configFile);
   const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: 2 });
-  const store = await createStore(config);
-  await prepareStore(config, store.driver);
+  const { store, readOnly } = await openStore(config);
+  // The refusal of a job that would write, before it touches anything (CLI: one line, exit 2).
+  const writable = (what: string): void => {
+    if (readOnly) throw new ReadOnlyStoreError(readOnlyMessage(readOnly, what));
+  };
   const audit = config.audit.file === undefined ? undefined : await AuditLog.open(config.audit.file, logger);
   // Names are judged as a pull of them would be routed; no upstream is dialled.
   const router = new Router(new Map(Object.keys(config.upstreams).map((k) => [k, k])), config.defaultUpstream, config.push.repositories);
@@ -51,9 +62,12 @@ export async function openOfflineJobs(configFile: string): Promise<OfflineJobs> 
     logger,
     store,
     audit,
+    readOnly,
+    requireWritable: writable,
     storeName: (ref) => router.route(imageTarget(ref, config.defaultUpstream)).storeName,
     freezer: () => new Freezer(store, logger),
     importer: async ({ force, trust: extra, onProgress }) => {
+      writable('airlock import would write the bundle into it; import into a writable copy');
       const trust = await TrustedKeys.read([...config.import.trust, ...(extra ?? [])]);
       // Imported names become local, beyond the upstreams' allow and deny lists: they judge the
       // bundle's names as a pull of them would be routed.
@@ -61,8 +75,14 @@ export async function openOfflineJobs(configFile: string): Promise<OfflineJobs> 
       const judged = policy.empty ? undefined : { judge: storedNameJudge(policy, router), mode: policy.mode, force };
       return new Importer(store, { maxManifestSize: config.http.maxManifestSize, policy: judged, trust, onProgress }, logger);
     },
-    verifier: (opts) => new Verifier(store, opts, logger),
-    collector: () => new GarbageCollector(store, logger),
+    verifier: (opts) => {
+      if (opts.repair) writable('verify --repair would move corrupt blobs out of it; run verify without --repair');
+      return new Verifier(store, opts, logger);
+    },
+    collector: () => {
+      writable('airlock gc would delete from it; run it where the store is writable');
+      return new GarbageCollector(store, logger);
+    },
     accessTimes: async () => {
       const times = new AccessTimes(store.driver);
       await times.load();

@@ -1,4 +1,5 @@
 import { access, constants } from 'node:fs/promises';
+import type { ReadOnlyReason } from '../storage/read-only-driver.js';
 import type { UpstreamClient } from '../upstream/client.js';
 
 export interface ReadinessReport {
@@ -7,18 +8,21 @@ export interface ReadinessReport {
   upstreams: Record<string, string>;
 }
 
-/** /readyz: the store root writable (checked at most every 5 s), upstreams probed (every 10 s). */
-export function readinessCheck(root: string, upstreams: Map<string, UpstreamClient>): () => Promise<ReadinessReport> {
+/**
+ * /readyz: the store root writable (checked at most every 5 s), upstreams probed (every 10 s).
+ * A store served read-only is ready while its root can be read (`read-only: <why>`).
+ */
+export function readinessCheck(root: string, upstreams: Map<string, UpstreamClient>, readOnly?: ReadOnlyReason): () => Promise<ReadinessReport> {
   let store: { at: number; value: string } | undefined;
   let probes: { at: number; value: Promise<Record<string, string>> } | undefined;
   return async () => {
     const now = Date.now();
     if (!store || now - store.at > 5000) {
-      let value = 'writable';
+      let value = readOnly ? `read-only: ${readOnly.why}` : 'writable';
       try {
-        await access(root, constants.W_OK);
+        await access(root, readOnly ? constants.R_OK : constants.W_OK);
       } catch (e) {
-        value = `not writable: ${(e as Error).message}`;
+        value = `${readOnly ? 'not readable' : 'not writable'}: ${(e as Error).message}`;
       }
       store = { at: now, value };
     }
@@ -28,6 +32,6 @@ export function readinessCheck(root: string, upstreams: Map<string, UpstreamClie
         value: Promise.all([...upstreams].map(async ([name, u]) => [name, await u.probe()] as const)).then((e) => Object.fromEntries(e)),
       };
     }
-    return { ready: store.value === 'writable', store: store.value, upstreams: await probes.value };
+    return { ready: store.value === 'writable' || store.value.startsWith('read-only:'), store: store.value, upstreams: await probes.value };
   };
 }

@@ -62,10 +62,28 @@ export interface ScheduleParts {
   metrics: Metrics;
   prefetch: () => Promise<PrefetchReport>;
   logger: Logger;
+  /** A read-only store: only the measuring runs (every other schedule would write to it). */
+  readOnly?: boolean;
 }
 
 /** Starts every schedule; returns the stop functions (each waits for a run in progress). */
 export function startSchedules(p: ScheduleParts): Array<() => Promise<void>> {
+  const stops: Array<() => Promise<void>> = [];
+  const { logger } = p;
+  if (!p.readOnly) stops.push(...writingSchedules(p));
+  // The store's size and blob count for the metrics, at start and every 10 minutes.
+  const totals = async () => {
+    const t = await storeTotals(p.store);
+    p.metrics.storeBytes.set(t.bytes);
+    p.metrics.storeBlobs.set(t.blobs);
+  };
+  void totals().catch((e: unknown) => logger.warn({ err: e }, 'could not measure the store'));
+  stops.push(every(600_000, totals, logger));
+  return stops;
+}
+
+/** The schedules that write to the store: prefetch, the upload sweep, access times and eviction. */
+function writingSchedules(p: ScheduleParts): Array<() => Promise<void>> {
   const stops: Array<() => Promise<void>> = [];
   const { config, logger } = p;
   const schedule = config.prefetch.schedule;
@@ -76,14 +94,6 @@ export function startSchedules(p: ScheduleParts): Array<() => Promise<void>> {
     await p.accessTimes.flush();
     await p.eviction.run();
   }, logger));
-  // The store's size and blob count for the metrics, at start and every 10 minutes.
-  const totals = async () => {
-    const t = await storeTotals(p.store);
-    p.metrics.storeBytes.set(t.bytes);
-    p.metrics.storeBlobs.set(t.blobs);
-  };
-  void totals().catch((e: unknown) => logger.warn({ err: e }, 'could not measure the store'));
-  stops.push(every(600_000, totals, logger));
   return stops;
 }
 

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
 import { BundleError } from '../jobs/bundle-error.js';
+import { ReadOnlyStoreError } from '../storage/read-only-driver.js';
 import { globalOptions, type Command, type CommandOptions, type OptionValues } from './command.js';
 import { audit } from './commands/audit.js';
 import { du } from './commands/du.js';
@@ -76,7 +77,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    const input = e instanceof UsageError || e instanceof ConfigError || e instanceof BundleError;
+    const input = e instanceof UsageError || e instanceof ConfigError || e instanceof BundleError || e instanceof ReadOnlyStoreError;
     const message = e instanceof Error ? e.message : String(e);
     process.stderr.write(`airlock: ${message.split('\n')[0]}\n`);
     if (debug && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);

@@ -109,6 +109,8 @@ export const configSchema = z.strictObject({
     }).refine((s) => (s.accessKey === undefined) === (s.secretKey === undefined), { message: 'accessKey and secretKey go together' }).optional(),
     /** Answer blob GETs with a 307 to a presigned URL of the object store (driver s3), so the bytes bypass airlock. */
     redirect: z.boolean().default(false),
+    /** Serve the store as it is (read-only media): pulls only; nothing is ever written under root. Also on when root is found read-only at start. */
+    readOnly: z.boolean().default(false),
     /** Cache limit: above evictAt × maxSize, least recently used mirrored images are evicted down to evictTo × maxSize. */
     maxSize: size.optional(),
     evictAt: z.number().gt(0).max(1).default(0.95),

@@ -36,6 +36,8 @@ export interface AppOptions {
   bodyLimit?: number;
   /** The write side: uploads, manifest pushes, deletes. */
   push?: PushService;
+  /** Set when the store is read-only: the message every push and delete is refused with (405 UNSUPPORTED). */
+  readOnly?: string;
   /** Logins and permissions (read per request: a reload may replace them); none: every client may do everything. */
   access?: () => AccessControl | undefined;
   /** HTTPS with these PEM files (compose.ts replaces them on SIGHUP). */
@@ -92,6 +94,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.register(auth, { registry: opts.registry, access: opts.access });
   // Encapsulated: routes only, on the auth plugin's decorations.
   app.register(health, { readiness: opts.readiness, metrics: opts.metricsElsewhere ? undefined : opts.metrics });
-  app.register(v2, { registry: opts.registry, maxPageEntries: opts.maxPageEntries, push: opts.push });
+  app.register(v2, { registry: opts.registry, maxPageEntries: opts.maxPageEntries, push: opts.push, readOnly: opts.readOnly });
   return app;
 }

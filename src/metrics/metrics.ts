@@ -49,7 +49,8 @@ export class Metrics {
   /** Retired upstream clients' totals, so counters never go backwards across a reload. */
   readonly #retired = new Map<string, { requests: number; errors: number; bytes: number }>();
 
-  constructor(upstreams: ReadonlyMap<string, MeteredUpstream>) {
+  /** `storeReadOnly`: the store is served read-only (storage.readOnly, or found so at start). */
+  constructor(upstreams: ReadonlyMap<string, MeteredUpstream>, opts: { storeReadOnly?: boolean } = {}) {
     const r = [this.collectors];
     client.collectDefaultMetrics({ register: this.collectors, prefix: 'airlock_' });
     this.requests = new client.Counter({ name: 'airlock_http_requests_total', help: 'Requests answered, by endpoint, method and status', labelNames: ['endpoint', 'method', 'status'], registers: r });
@@ -70,6 +71,7 @@ export class Metrics {
     this.digestMismatches = new client.Counter({ name: 'airlock_digest_mismatches_total', help: 'Upstream content that did not match its digest (never stored)', registers: r });
     this.storeBytes = new client.Gauge({ name: 'airlock_store_bytes', help: 'Bytes of blobs in the store (at the last scan or change)', registers: r });
     this.storeBlobs = new client.Gauge({ name: 'airlock_store_blobs', help: 'Blobs in the store (at the last scan)', registers: r });
+    new client.Gauge({ name: 'airlock_store_read_only', help: '1 when the store is served read-only (storage.readOnly, or a read-only root): pulls only', registers: r }).set(opts.storeReadOnly ? 1 : 0);
     this.evictions = new client.Counter({ name: 'airlock_evictions_total', help: 'Images evicted to stay under storage.maxSize', registers: r });
     this.evictedBytes = new client.Counter({ name: 'airlock_evicted_bytes_total', help: 'Bytes of blobs removed by eviction', registers: r });
     this.prefetchImages = new client.Counter({ name: 'airlock_prefetch_images_total', help: 'Images handled by prefetch runs, by outcome', labelNames: ['outcome'], registers: r });

@@ -37,6 +37,12 @@ export type { MirrorEvents, PullThroughOptions, UpstreamRoute } from './mirror-o
 export class PullThrough implements ImageSource {
   readonly #manifests: ManifestService;
   readonly #blobs: BlobService;
+  /**
+   * A read-only store (storage.readOnly, or a read-only root): requests are admitted on their
+   * real route (the allow and deny lists still hold) and then answered from the store alone, as a
+   * plain registry would; no upstream is asked, so nothing new ever needs storing.
+   */
+  storeOnly = false;
 
   constructor(
     readonly store: Store,
@@ -108,6 +114,12 @@ export class PullThrough implements ImageSource {
     return route;
   }
 
+  /** The route the services answer on: without its upstream when the store is read-only. */
+  #served(route: UpstreamRoute): UpstreamRoute {
+    if (!this.storeOnly || !route.upstream) return route;
+    return { storeName: route.storeName, local: route.local, upstreamRepository: route.upstreamRepository };
+  }
+
   /**
    * What the allow and deny lists say of a mirrored name (and tag): the denial while they are
    * enforced, else undefined. Local names (no upstream) are not subject to them.
@@ -139,12 +151,12 @@ export class PullThrough implements ImageSource {
 
   async getManifest(route: UpstreamRoute, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse> {
     this.admit(route, ref.kind === 'tag' ? ref.tag : undefined);
-    return this.#manifests.get(route, ref, accept);
+    return this.#manifests.get(this.#served(route), ref, accept);
   }
 
   async getBlob(route: UpstreamRoute, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse> {
     this.admit(route);
-    return this.#blobs.get(route, digest, opts);
+    return this.#blobs.get(this.#served(route), digest, opts);
   }
 
   /**
@@ -154,7 +166,7 @@ export class PullThrough implements ImageSource {
    */
   async fetchBlob(route: UpstreamRoute, digest: Digest, onBytes?: (n: number) => void): Promise<{ fetched: boolean; size: number }> {
     this.admit(route);
-    return this.#blobs.fetch(route, digest, onBytes);
+    return this.#blobs.fetch(this.#served(route), digest, onBytes);
   }
 
   /**
@@ -167,7 +179,7 @@ export class PullThrough implements ImageSource {
 
   async listTags(route: UpstreamRoute, page: PageRequest): Promise<Page> {
     this.admit(route);
-    return tagListPage(this.store, this.log, route, page);
+    return tagListPage(this.store, this.log, this.#served(route), page);
   }
 
   catalog(page: PageRequest, visible?: (storeName: string) => boolean): Promise<Page> {

@@ -52,7 +52,8 @@ async function run(configFile: string): Promise<number> {
   logger.info({
     listen: config.listen.address,
     ...describeStore(config).fields,
-    ...(config.fleet ? { fleet: config.fleet.listen.address, advertise: config.fleet.advertise } : {}),
+    ...(config.fleet && airlock.fleetApp ? { fleet: config.fleet.listen.address, advertise: config.fleet.advertise } : {}),
+    ...(airlock.readOnly ? { readOnly: true } : {}),
   }, 'airlock serving');
   airlock.startSchedules();
 

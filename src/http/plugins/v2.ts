@@ -19,10 +19,16 @@ export interface V2Options {
   maxPageEntries: number;
   /** The write side: uploads, manifest pushes, deletes. */
   push?: PushService;
+  /**
+   * The store is read-only: every write is refused with this message, 405 UNSUPPORTED, as
+   * Distribution's read-only maintenance mode refuses them (it answers 405 for those methods).
+   */
+  readOnly?: string;
 }
 
 export const v2: FastifyPluginCallback<V2Options> = function v2(app, opts, next) {
   const push = (): PushService => {
+    if (opts.readOnly !== undefined) throw new UnsupportedError(opts.readOnly);
     if (!opts.push) throw new UnsupportedError('pushing is not enabled on this registry');
     return opts.push;
   };
