@@ -36,6 +36,7 @@ import { fleetCase } from './cases/fleet.js';
 import { freezeCase } from './cases/freeze.js';
 import { gcCase } from './cases/gc.js';
 import { importCase } from './cases/import.js';
+import { importVolumesCase } from './cases/import-volumes.js';
 import { plainRegistryCases } from './cases/plain-registry.js';
 import { prefetchCase } from './cases/prefetch.js';
 import { pushCases } from './cases/push.js';
@@ -106,6 +107,7 @@ async function main(): Promise<void> {
     if (kept) {
       await freezeCase(kept, offlineBytes);
       await importCase(kept, offlineBytes);
+      await importVolumesCase(kept, offlineBytes);
       await rm(kept.root, { recursive: true, force: true });
     }
 

@@ -5,6 +5,7 @@
  *   airlock-bundle.json   first entry: images, tags → digests, platforms, every blob (digest,
  *                         size) the tar holds, the blobs earlier bundles of its chain provide,
  *                         created-at, source. An importer reads it before any blob.
+ *   airlock-kit/…tar.gz   freeze --with-airlock: airlock's release kit, right after the header
  *   docker/registry/v2/…  blobs first, then links (layers, revisions, tag index, current)
  *   SHA256SUMS            `sha256sum -c SHA256SUMS` in the extracted directory checks every
  *                         other file (a truncated bundle has none); the last entry unless signed
@@ -26,6 +27,8 @@ export { BundleError };
 export const BUNDLE_JSON = 'airlock-bundle.json';
 export const SUMS = 'SHA256SUMS';
 export const SUMS_SIG = 'SHA256SUMS.sig';
+/** Where a bundle carries airlock's release kit, outside the layout. */
+export const KIT_DIR = 'airlock-kit';
 export const BUNDLE_FORMAT = 'airlock-bundle/v1';
 /** Bound on the JSON header (a list of every blob: ≈100 bytes a blob). */
 export const MAX_BUNDLE_JSON = 256 * 2 ** 20;
@@ -44,6 +47,8 @@ export const bundleSchema = z.object({
   files: z.number().int().min(0),
   /** The site inventory this bundle was cut against (freeze --have): it holds only what that site lacked. */
   inventory: z.object({ id: digest, createdAt: z.string(), host: z.string() }).optional(),
+  /** airlock itself (freeze --with-airlock): its release kit, carried outside the layout under airlock-kit/. */
+  kit: z.object({ file: z.string().regex(/^airlock-kit\/[^/]+\.tar\.gz$/), size: z.number().int().min(0) }).optional(),
   /** The key that signed SHA256SUMS (SHA256SUMS.sig); absent when unsigned. */
   signer: z.object({ keyId: z.string().regex(/^sha256:[0-9a-f]{64}$/) }).optional(),
 });

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -20,9 +20,10 @@ import { blobDescriptors, formatPlatform, parseManifest, type Platform } from '.
 import type { ManifestReference } from '../oci/reference.js';
 import { layoutPath, type LayoutFile } from '../storage/paths.js';
 import type { Store } from '../storage/store.js';
-import { BUNDLE_FORMAT, BUNDLE_JSON, BundleError, SUMS, SUMS_SIG, bundleId, imageName, type BundleManifest } from './bundle.js';
+import { BUNDLE_FORMAT, BUNDLE_JSON, BundleError, KIT_DIR, SUMS, SUMS_SIG, bundleId, imageName, type BundleManifest } from './bundle.js';
 import type { SiteHoldings } from './inventory.js';
 import { VolumeWriter } from './bundle-volumes.js';
+import { addEntry, addStreamEntry } from './tar-write.js';
 import { signBytes, type SigningKey } from './signature.js';
 
 export interface FreezeSelection {
@@ -41,6 +42,8 @@ export interface FreezeOptions {
   /** A site's inventory: blobs, links and images it holds are left out. */
   have?: SiteHoldings;
   version: string;
+  /** airlock's release kit to carry under airlock-kit/ (freeze --with-airlock). */
+  kit?: { path: string; name: string; size: number };
   /** Cut the tar into volumes of this many bytes (bundle-volumes.ts) instead of one file. */
   volumeSize?: number;
   /** Signs SHA256SUMS (SHA256SUMS.sig, the last entry) and names the key in the header. */
@@ -104,7 +107,8 @@ export class Freezer {
       images: have ? plan.images.filter((i) => !have.holdsImage(i.name, i.tag, Digest.parse(i.digest))) : plan.images,
       blobs: blobs.map((b) => ({ digest: b.digest.toString(), size: b.size })),
       baseBlobs: [...base].sort(),
-      files: blobs.length + links.length,
+      files: blobs.length + links.length + (opts.kit ? 1 : 0),
+      ...(opts.kit ? { kit: { file: `${KIT_DIR}/${opts.kit.name}`, size: opts.kit.size } } : {}),
       ...(have ? { inventory: { id: have.id, createdAt: have.doc.createdAt, host: have.doc.source.host } } : {}),
       ...(opts.sign ? { signer: { keyId: opts.sign.id } } : {}),
     };
@@ -129,6 +133,10 @@ export class Freezer {
     try {
       await Promise.race([addEntry(pack, BUNDLE_JSON, json), failed]);
       sums.push(`${createHasher('sha256').update(json).digest('hex')}  ${BUNDLE_JSON}`);
+      if (opts.kit) {
+        const name = `${KIT_DIR}/${opts.kit.name}`;
+        sums.push(`${await addStreamEntry(pack, name, opts.kit.size, createReadStream(opts.kit.path), failed)}  ${name}`);
+      }
       for (const b of blobs) {
         const name = layoutPath({ kind: 'blob', digest: b.digest });
         const sha256 = await this.#addBlob(pack, name, b.digest, b.size, (n) => {
@@ -307,10 +315,4 @@ export class Freezer {
     plan.link({ kind: 'revision', name, digest: d }, d);
     return { mediaType: m.mediaType, platforms };
   }
-}
-
-async function addEntry(pack: tar.Pack, name: string, body: Buffer): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    pack.entry({ name, size: body.length, mode: 0o644, mtime: new Date() }, body, (err) => (err ? reject(err) : resolve()));
-  });
 }

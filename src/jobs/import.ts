@@ -22,7 +22,7 @@ import { blobDescriptors, parseManifest } from '../oci/manifest.js';
 import type { StagedWrite } from '../storage/driver.js';
 import { parseLayoutPath, type LayoutFile } from '../storage/paths.js';
 import type { Store } from '../storage/store.js';
-import { BUNDLE_JSON, BundleError, MAX_BUNDLE_JSON, SUMS, SUMS_SIG, bundleId, imageName, parseBundleJson, type BundleManifest } from './bundle.js';
+import { BUNDLE_JSON, BundleError, KIT_DIR, MAX_BUNDLE_JSON, SUMS, SUMS_SIG, bundleId, imageName, parseBundleJson, type BundleManifest } from './bundle.js';
 import { parseSums, readAll } from './bundle-entries.js';
 import { judgeImport, type ImportPolicy } from './import-policy.js';
 import type { TrustedKeys } from './signature.js';
@@ -129,6 +129,12 @@ export class Importer {
             sumsBytes = await readAll(entry, size);
             sumsDigest = `sha256:${createHasher('sha256').update(sumsBytes).digest('hex')}`;
             sumsFile = parseSums(sumsBytes);
+          } else if (name.startsWith(`${KIT_DIR}/`)) {
+            // airlock's own kit: checked against the header and SHA256SUMS, never put in the store.
+            if (name !== header.kit?.file || size !== header.kit.size) throw new BundleError(`entry ${name}: not the release kit ${BUNDLE_JSON} lists`);
+            const hash = createHasher('sha256');
+            for await (const c of entry) hash.update(c as Buffer);
+            sums.set(name, hash.digest('hex'));
           } else {
             const f = parseLayoutPath(name);
             if (!f) throw new BundleError(`entry ${name}: not a file of the registry layout`);

@@ -143,3 +143,36 @@ describe('bundles cut into volumes', () => {
     expect((await readdir(work)).filter((f) => f.startsWith('tiny') || f.includes('.partial'))).toEqual([]);
   });
 });
+
+describe('airlock carried in the bundle', () => {
+  it('freeze --kit puts the release kit under airlock-kit/, checked by SHA256SUMS and by import, never stored', async () => {
+    const kit = path.join(work, 'airlock-9.9.9-linux-amd64.tar.gz');
+    const folder = path.join(work, 'kit-src');
+    await mkdir(path.join(folder, 'airlock-9.9.9-linux-amd64'), { recursive: true });
+    await writeFile(path.join(folder, 'airlock-9.9.9-linux-amd64/install.sh'), '#!/bin/sh\necho installed\n');
+    await run('tar', ['-czf', kit, '-C', folder, 'airlock-9.9.9-linux-amd64']);
+    const out = path.join(work, 'with-kit.tar');
+    const f = await airlock(['freeze', '--config', connectedCfg, '--out', out, '--kit', kit, '--volume-size', '256KiB']);
+    expect(f.code, f.stderr).toBe(0);
+    expect(f.stdout).toContain('carries airlock-9.9.9-linux-amd64.tar.gz');
+    // The walk-through's first step at the site: the kit out of the volumes, before any airlock runs.
+    const x = path.join(work, 'x-kit');
+    await mkdir(x);
+    await run('sh', ['-c', `cat ${out}.* | tar -x -C ${x} airlock-kit/ SHA256SUMS && cd ${x} && sha256sum -c --ignore-missing SHA256SUMS`]);
+    expect(await readFile(path.join(x, 'airlock-kit/airlock-9.9.9-linux-amd64.tar.gz'))).toEqual(await readFile(kit));
+    // Right after the header, so it is on the first disc.
+    expect((await run('sh', ['-c', `tar -tf ${out}.000 2>/dev/null | sed -n 2p`])).stdout.trim()).toBe('airlock-kit/airlock-9.9.9-linux-amd64.tar.gz');
+
+    const site = path.join(work, 'site-kit');
+    const r = await airlock(['import', '--config', await siteConfig(site), `${out}.000`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(Object.keys(await snapshot(site)).filter((k) => k.includes('airlock-kit'))).toEqual([]);
+    expect(await readdir(site)).not.toContain('airlock-kit');
+
+    const missing = await airlock(['freeze', '--config', connectedCfg, '--out', path.join(work, 'no-kit.tar'), '--kit', path.join(work, 'airlock-1.0.0-linux-amd64.tar.gz')]);
+    expect(missing.code).toBe(2);
+    expect(errorLines(missing.stderr)).toEqual([`airlock: cannot read the release kit ${path.join(work, 'airlock-1.0.0-linux-amd64.tar.gz')}: no such file`]);
+    const misnamed = await airlock(['freeze', '--config', connectedCfg, '--out', path.join(work, 'no-kit.tar'), '--kit', connectedCfg]);
+    expect(errorLines(misnamed.stderr)).toEqual([`airlock: ${connectedCfg} is not named like an airlock release kit (airlock-VERSION-linux-ARCH.tar.gz)`]);
+  }, 60_000);
+});

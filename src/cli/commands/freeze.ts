@@ -1,5 +1,6 @@
 import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FreezeSelection } from '../../jobs/freeze.js';
 import { configOption, defineCommand } from '../command.js';
 import { formatBytes, formatDuration, ProgressLine, rateAndEta } from '../format.js';
@@ -12,7 +13,7 @@ import { airlockVersion } from '../version.js';
 export const freeze = defineCommand({
   name: 'freeze',
   summary: 'write the store (or the images) as a bundle',
-  usage: '--out FILE.tar [--since EARLIER.tar | --have SITE.inv [--trust KEY.pub]] [--sign KEY] [--volume-size SIZE] [--config FILE] [IMAGE...]',
+  usage: '--out FILE.tar [--since EARLIER.tar | --have SITE.inv [--trust KEY.pub]] [--sign KEY] [--volume-size SIZE] [--with-airlock [--kit FILE]] [--config FILE] [IMAGE...]',
   options: {
     config: configOption,
     out: { type: 'string', short: 'o', value: 'FILE', help: 'the bundle to write (atomically)' },
@@ -20,9 +21,11 @@ export const freeze = defineCommand({
     have: { type: 'string', value: 'SITE.inv', help: "only what a site lacks, by its inventory (airlock inventory); without images, the prefetch list's" },
     trust: { type: 'string', value: 'KEY.pub', help: 'accept only an inventory this key signed (besides import.trust)' },
     sign: { type: 'string', value: 'KEY', help: 'sign the bundle with this private key (airlock keygen)' },
+    'with-airlock': { type: 'boolean', help: "carry airlock's release kit (npm run release) in the bundle, under airlock-kit/" },
+    kit: { type: 'string', value: 'FILE', help: 'the release kit to carry (default: release/ of this airlock); implies --with-airlock' },
     'volume-size': { type: 'string', value: 'SIZE', help: 'cut it into volumes FILE.000, FILE.001, … of SIZE (4.4GiB: a DVD) for removable media' },
   },
-  run: (values, positionals) => run({ configFile: values.config, out: values.out, since: values.since, have: values.have, trust: values.trust, sign: values.sign, volumeSize: values['volume-size'], images: positionals }),
+  run: (values, positionals) => run({ configFile: values.config, out: values.out, since: values.since, have: values.have, trust: values.trust, sign: values.sign, volumeSize: values['volume-size'], kit: values.kit ?? (values['with-airlock'] === true ? '' : undefined), images: positionals }),
 });
 
 function volumeBytes(text: string): number {
@@ -36,10 +39,28 @@ function volumeBytes(text: string): number {
   return n;
 }
 
-async function run(opts: { configFile: string; out?: string; since?: string; have?: string; trust?: string; sign?: string; volumeSize?: string; images: string[] }): Promise<number> {
+/** The kit to carry: the file given, or the one `npm run release` wrote for this version. */
+async function releaseKit(given: string): Promise<{ path: string; name: string; size: number }> {
+  const { RELEASE_DIR, parseReleaseKitName, releaseKitName } = await import('../../runtime/release-kit.js');
+  const file = given || fileURLToPath(new URL(`../../../${RELEASE_DIR}/${releaseKitName(airlockVersion())}`, import.meta.url));
+  if (!parseReleaseKitName(path.basename(file))) throw new UsageError(`${file} is not named like an airlock release kit (airlock-VERSION-linux-ARCH.tar.gz)`);
+  let size: number;
+  try {
+    const s = await stat(file);
+    if (!s.isFile()) throw new Error('not a regular file');
+    size = s.size;
+  } catch (e) {
+    const hint = given ? '' : ' (run npm run release first, or give --kit FILE)';
+    throw new UsageError(`cannot read the release kit ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}${hint}`);
+  }
+  return { path: path.resolve(file), name: path.basename(file), size };
+}
+
+async function run(opts: { configFile: string; out?: string; since?: string; have?: string; trust?: string; sign?: string; volumeSize?: string; kit?: string; images: string[] }): Promise<number> {
   if (!opts.out) throw new UsageError('freeze needs --out FILE.tar');
   if (opts.since !== undefined && opts.have !== undefined) throw new UsageError('freeze takes --since or --have, not both');
   const volumeSize = opts.volumeSize === undefined ? undefined : volumeBytes(opts.volumeSize);
+  const kit = opts.kit === undefined ? undefined : await releaseKit(opts.kit);
   if (opts.trust !== undefined && opts.have === undefined) throw new UsageError('freeze --trust checks an inventory: give --have SITE.inv too');
   const [{ openOfflineJobs }, { readBundleHeader }, { parseImageReference }, { readSigningKey, TrustedKeys }, { readInventory }, { prefetchSelection }] = await Promise.all([
     import('../../app/offline-jobs.js'),
@@ -85,6 +106,7 @@ async function run(opts: { configFile: string; out?: string; since?: string; hav
     version: airlockVersion(),
     sign,
     volumeSize,
+    kit,
     onProgress: (done, total) => progress.update(`freeze: ${formatBytes(done)} of ${formatBytes(total)}, ${rateAndEta(done, total, started)}`, done === total),
   });
   progress.done();
@@ -98,6 +120,7 @@ async function run(opts: { configFile: string; out?: string; since?: string; hav
   process.stdout.write(
     `wrote ${what} (${formatBytes(size)}): ${r.images} images, ${r.blobs} blobs (${formatBytes(r.bytes)})` +
       `${since ? `, ${r.skippedBlobs} blobs left to the base bundle` : ''}${have ? `, ${r.skippedBlobs} blobs the site holds left out` : ''}, ${r.links} links in ${formatDuration(r.ms)} (${formatBytes((r.bytes / Math.max(1, r.ms)) * 1000)}/s)\n` +
+      (kit ? `carries ${kit.name} (${formatBytes(kit.size)}) under airlock-kit/\n` : '') +
       `bundle ${r.id}${since ? ` on top of ${since.id}` : ''}${r.signer ? `, signed by ${r.signer}` : ''}\n`,
   );
   return 0;
