@@ -28,6 +28,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { generateImage, generateIndex } from '../test/helpers/images.js';
 import { startTestUpstream, type TestUpstream } from '../test/helpers/upstream.js';
+import { archiveCases } from './cases/archives.js';
 import { coldPullSmallCase } from './cases/cold-pull-small.js';
 import { coldPullUplinkCase } from './cases/cold-pull-uplink.js';
 import { coldPullCase } from './cases/cold-pull.js';
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
       await freezeCase(kept, offlineBytes);
       await importCase(kept, offlineBytes);
       await importVolumesCase(kept, offlineBytes);
+      await archiveCases(kept, 'bench/big:v1', layerBytes(big));
       await rm(kept.root, { recursive: true, force: true });
     }
 

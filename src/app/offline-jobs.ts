@@ -6,6 +6,8 @@
  */
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { ArchiveLoader } from '../jobs/archive-load.js';
+import { ArchiveSaver } from '../jobs/archive-save.js';
 import { Freezer } from '../jobs/freeze.js';
 import { GarbageCollector } from '../jobs/gc.js';
 import { Importer } from '../jobs/import.js';
@@ -15,7 +17,7 @@ import { AuditLog } from '../logging/audit-log.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { storedNameJudge, UpstreamPolicy } from '../mirror/policy.js';
 import { imageTarget, Router } from '../mirror/router.js';
-import type { ImageReference } from '../oci/reference.js';
+import { parseImageReference, type ImageReference } from '../oci/reference.js';
 import { AccessTimes } from '../storage/access-times.js';
 import { ReadOnlyStoreError, readOnlyMessage, type ReadOnlyReason } from '../storage/read-only-driver.js';
 import type { Store } from '../storage/store.js';
@@ -40,6 +42,9 @@ export interface OfflineJobs {
   /** `trust`: public key files besides import.trust; with any, only bundles they signed import. */
   importer(opts: { force: boolean; trust?: string[]; onProgress?(done: number, total: number): void }): Promise<Importer>;
   verifier(opts: { repair: boolean; onProgress?(blobs: number, bytes: number): void }): Verifier;
+  /** `airlock load`: names routed as a pull would be, judged by the allow and deny lists as import's are. */
+  loader(opts: { force: boolean; onProgress?(done: number, total: number): void }): ArchiveLoader;
+  saver(): ArchiveSaver;
   collector(): GarbageCollector;
   /** Last-served times of images, loaded. */
   accessTimes(): Promise<AccessTimes>;
@@ -79,6 +84,17 @@ export async function openOfflineJobs(configFile: string): Promise<OfflineJobs> 
       if (opts.repair) writable('verify --repair would move corrupt blobs out of it; run verify without --repair');
       return new Verifier(store, opts, logger);
     },
+    loader: ({ force, onProgress }) => {
+      writable('airlock load would write the images into it; load into a writable copy');
+      const policy = UpstreamPolicy.fromConfig(config);
+      const judged = policy.empty ? undefined : { judge: storedNameJudge(policy, router), mode: policy.mode, force };
+      const route = (label: string) => {
+        const r = parseImageReference(label, config.defaultUpstream);
+        return { name: router.route(imageTarget(r, config.defaultUpstream)).storeName, tag: r.tag ?? 'latest' };
+      };
+      return new ArchiveLoader(store, { maxManifestSize: config.http.maxManifestSize, route, policy: judged, onProgress }, logger);
+    },
+    saver: () => new ArchiveSaver(store, logger),
     collector: () => {
       writable('airlock gc would delete from it; run it where the store is writable');
       return new GarbageCollector(store, logger);

@@ -118,6 +118,10 @@ function detail(r: AuditLine): string {
       if (typeof r.signer === 'string') parts.push(`signed by ${r.signer}`);
       break;
     }
+    case 'load':
+      parts.push(`${Array.isArray(r.archives) ? r.archives.map(str).join(', ') : ''}: ${Array.isArray(r.images) ? r.images.map(str).join(', ') : ''}`);
+      if (Array.isArray(r.forced) && r.forced.length) parts.push(`forced past the lists: ${r.forced.join(', ')}`);
+      break;
     case 'remove':
       parts.push(`${str(r.by)} ${str(r.kind)}${typeof r.bytes === 'number' ? `, ${formatBytes(r.bytes)}` : ''}`);
       break;

@@ -14,9 +14,11 @@ import { du } from './commands/du.js';
 import { freeze } from './commands/freeze.js';
 import { gc } from './commands/gc.js';
 import { importBundle } from './commands/import.js';
+import { load } from './commands/load.js';
 import { inventory } from './commands/inventory.js';
 import { keygen } from './commands/keygen.js';
 import { prefetch } from './commands/prefetch.js';
+import { save } from './commands/save.js';
 import { serve } from './commands/serve.js';
 import { verify } from './commands/verify.js';
 import { commandHelp, generalHelp } from './help.js';
@@ -24,7 +26,7 @@ import { UsageError } from './usage-error.js';
 import { airlockVersion } from './version.js';
 
 /** Every command, in the order `airlock --help` lists them: a new command is a file and a line here. */
-const COMMANDS: readonly Command[] = [serve, prefetch, freeze, importBundle, verify, gc, du, audit, keygen, inventory];
+const COMMANDS: readonly Command[] = [serve, prefetch, freeze, importBundle, load, save, verify, gc, du, audit, keygen, inventory];
 
 /** parseArgs with only the given options (strict), errors as one-line usage errors. */
 function parse(args: string[], options: CommandOptions, command?: string) {

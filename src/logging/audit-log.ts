@@ -29,6 +29,7 @@ export type AuditRecord =
   | { audit: 'tag-moved'; stored: string; tag: string; upstream: string; from: string; to: string }
   | { audit: 'import'; bundle: string; sums: string; images: string[]; forced: string[]; signer?: string }
   | { audit: 'freeze'; bundle: string; sums: string; images: string[]; since?: string }
+  | { audit: 'load'; archives: string[]; images: string[]; forced: string[] }
   /** A removal by gc or eviction. */
   | { audit: 'remove'; by: 'gc' | 'evict'; kind: 'manifest' | 'blob' | 'image'; stored?: string; digest: string; bytes?: number }
   | (AuditActor & { audit: 'login-failed'; reason: string })

@@ -1,0 +1,285 @@
+/**
+ * Load: images from `docker save` archives (classic, and Docker 25+'s OCI form), `oci-archive`
+ * tars and OCI layout directories into local names of the store, all or nothing.
+ *
+ * Every file of every archive is hashed as it streams and staged (archive-entries.ts); only when
+ * all of them have been read are the images resolved (archive-resolve.ts) and checked (digests,
+ * sizes, diff_ids, the upstreams' allow and deny lists). Then blobs are committed before the
+ * manifests and links that name them, as import does, so a crash mid-commit leaves no dangling
+ * link; on any failure the staged files are removed and the store is as it was.
+ */
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
+import tar from 'tar-stream';
+import type { Logger } from '../logging/logger.js';
+import { Digest } from '../oci/digest.js';
+import { layoutPath, type LayoutFile } from '../storage/paths.js';
+import type { Store } from '../storage/store.js';
+import { directoryEntries, entryName, linkTarget, MemoryBudget, readEntry, type ArchiveFile, type SourceEntry } from './archive-entries.js';
+import { ArchiveResolver, type BlobToPublish, type ResolvedArchive } from './archive-resolve.js';
+import { BundleError } from './bundle-error.js';
+import type { ImportPolicy } from './import.js';
+
+export interface LoadOptions {
+  maxManifestSize: number;
+  /** The stored name and tag of an image reference, routed as a pull of it would be. */
+  route(label: string): { name: string; tag: string };
+  policy?: ImportPolicy;
+  onProgress?(done: number, total: number): void;
+}
+
+export interface LoadReport {
+  images: Array<{ name: string; tag: string; digest: string }>;
+  blobsAdded: number;
+  bytesAdded: number;
+  blobsPresent: number;
+  manifests: number;
+  tagsAdded: number;
+  tagsMoved: number;
+  tagsUnchanged: number;
+  repositories: number;
+  policyDenials: string[];
+  ms: number;
+}
+
+type LinkFile = Exclude<LayoutFile, { kind: 'blob' }>;
+const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
+
+/** NAME[:TAG] as --name gives it: the tag, when it has one. */
+function explicitTag(name: string): boolean {
+  return name.lastIndexOf(':') > name.lastIndexOf('/');
+}
+
+export class ArchiveLoader {
+  readonly #read: ArchiveFile[] = [];
+  readonly #budget = new MemoryBudget();
+
+  constructor(private readonly store: Store, private readonly opts: LoadOptions, private readonly log: Logger) {}
+
+  async run(paths: string[], name?: string): Promise<LoadReport> {
+    const started = Date.now();
+    try {
+      let total = 0;
+      // Progress counts the bytes of archive files read (an OCI layout directory reports none).
+      for (const p of paths) {
+        const st = await stat(p);
+        if (st.isFile()) total += st.size;
+      }
+      const progress = { done: 0, total };
+      const archives: Array<{ file: string; resolved: ResolvedArchive }> = [];
+      for (const p of paths) {
+        const { files, aliases } = await this.#readArchive(p, progress);
+        archives.push({ file: p, resolved: await new ArchiveResolver(this.store, p, files, aliases, this.opts.maxManifestSize).resolve() });
+      }
+      const count = archives.reduce((n, a) => n + a.resolved.images.length, 0);
+      if (name !== undefined && count > 1 && explicitTag(name)) throw new BundleError(`--name ${name} names one image, but ${count} are being loaded (give --name without a tag to keep the archives' tags)`);
+      const links = new Map<string, { file: LinkFile; target: Digest }>();
+      const images: LoadReport['images'] = [];
+      const tagged = new Map<string, Digest>();
+      for (const { file, resolved } of archives) {
+        for (const img of resolved.images) {
+          for (const label of this.#labels(file, img, name)) {
+            let r;
+            try {
+              r = this.opts.route(label);
+            } catch (e) {
+              throw new BundleError(`${file}: image name ${JSON.stringify(label)} is not valid: ${(e as Error).message}`);
+            }
+            const key = `${r.name}:${r.tag}`;
+            const before = tagged.get(key);
+            if (before && !before.equals(img.digest)) throw new BundleError(`${key} names two different images (${before.toString()} and ${img.digest.toString()})`);
+            if (before) continue;
+            tagged.set(key, img.digest);
+            images.push({ name: r.name, tag: r.tag, digest: img.digest.toString() });
+            const link = (f: LinkFile, t: Digest) => links.set(layoutPath(f), { file: f, target: t });
+            for (const b of img.blobs) link({ kind: 'layer', name: r.name, digest: b }, b);
+            for (const m of img.manifests) link({ kind: 'revision', name: r.name, digest: m }, m);
+            link({ kind: 'tag-index', name: r.name, tag: r.tag, digest: img.digest }, img.digest);
+            link({ kind: 'tag-current', name: r.name, tag: r.tag }, img.digest);
+          }
+        }
+      }
+      const policyDenials = this.#policy(paths.join(', '), images);
+      const report = await this.#commit(archives.map((a) => a.resolved), links);
+      const result: LoadReport = { images, ...report, policyDenials, ms: Date.now() - started };
+      this.log.info({ ...result, images: images.length }, 'image archives loaded');
+      return result;
+    } finally {
+      // Whatever was not committed (unreferenced, already stored, or everything after a failure).
+      await Promise.all(this.#read.map((f) => f.blob?.staged?.abort()));
+    }
+  }
+
+  /** The references an image is stored under: the archive's, or --name's. */
+  #labels(file: string, img: ResolvedArchive['images'][number], name: string | undefined): string[] {
+    if (name !== undefined) {
+      if (explicitTag(name)) return [name];
+      const tagOf = (l: string) => {
+        try {
+          return [this.opts.route(l).tag];
+        } catch {
+          return [];
+        }
+      };
+      const tags = [...img.labels.flatMap(tagOf), ...img.tags];
+      return tags.length > 0 ? [...new Set(tags)].map((t) => `${name}:${t}`) : [name];
+    }
+    if (img.labels.length > 0) return img.labels;
+    const why = img.tags.length > 0 ? `only a tag (${img.tags.join(', ')}), no name` : 'no name (no RepoTags, no ref.name annotation)';
+    throw new BundleError(`${file}: image ${img.digest.toString()} has ${why}: give --name NAME[:TAG]`);
+  }
+
+  async #readArchive(file: string, progress: { done: number; total: number }): Promise<{ files: Map<string, ArchiveFile>; aliases: Map<string, string> }> {
+    const files = new Map<string, ArchiveFile>();
+    const aliases = new Map<string, string>();
+    const isDir = (await stat(file)).isDirectory();
+    const extract = isDir ? undefined : tar.extract();
+    const input = isDir ? undefined : createReadStream(file, { highWaterMark: 1 << 20 });
+    // `docker save | gzip` is as common as the bare tar, and docker load takes both.
+    const gunzip = !isDir && (await isGzip(file)) ? createGunzip() : undefined;
+    if (input && extract) {
+      input.on('error', (e) => extract.destroy(e));
+      input.on('data', (c) => {
+        progress.done += c.length;
+        this.opts.onProgress?.(progress.done, progress.total);
+      });
+      if (gunzip) {
+        gunzip.on('error', (e) => extract.destroy(e));
+        input.pipe(gunzip).pipe(extract);
+      } else input.pipe(extract);
+    }
+    const entries = isDir ? directoryEntries(file) : tarEntries(extract!);
+    let current: string | undefined;
+    let previous: string | undefined;
+    try {
+      for await (const e of entries) {
+        current = e.name;
+        const name = entryName(e.name);
+        if (e.type === 'directory') {
+          previous = current;
+          continue;
+        }
+        if (files.has(name) || aliases.has(name)) throw new BundleError(`entry ${name}: appears twice`);
+        if (e.type === 'symlink' || e.type === 'link') {
+          aliases.set(name, linkTarget(name, e.linkname ?? '', e.type === 'symlink'));
+        } else if (e.type === 'file' || e.type === 'contiguous-file') {
+          const f = await readEntry(this.store, { ...e, name }, this.#budget);
+          this.#read.push(f);
+          files.set(name, f);
+        } else {
+          throw new BundleError(`entry ${name}: a ${e.type}, which an image archive does not hold`);
+        }
+        previous = current;
+        current = undefined;
+      }
+    } catch (e) {
+      if (e instanceof BundleError) throw e;
+      if (!current && !previous) throw new BundleError(`${file} is not an image archive: not a tar (${(e as Error).message.split('.')[0]})`, { cause: e });
+      const where = current ? `in entry ${current}` : `after entry ${previous}`;
+      throw new BundleError(`${file} is truncated or damaged ${where}: ${(e as Error).message}`, { cause: e });
+    } finally {
+      input?.destroy();
+      gunzip?.destroy();
+      extract?.destroy();
+    }
+    if (files.size === 0) throw new BundleError(`${file} is empty: not an image archive`);
+    return { files, aliases };
+  }
+
+  /** The policy's denials of these images; throws when they refuse the load (as Importer does). */
+  #policy(file: string, images: Array<{ name: string; tag: string }>): string[] {
+    const policy = this.opts.policy;
+    if (!policy) return [];
+    const denials: string[] = [];
+    const judged = new Set<string>();
+    for (const i of images) {
+      if (!judged.has(i.name)) {
+        judged.add(i.name);
+        const whole = policy.judge(i.name);
+        if (whole) denials.push(`${i.name}: ${whole.message}`);
+      }
+      if (policy.judge(i.name)) continue;
+      const d = policy.judge(i.name, i.tag);
+      if (d) denials.push(`${i.name}:${i.tag}: ${d.message}`);
+    }
+    if (denials.length > 0 && policy.mode === 'enforce' && !policy.force) {
+      const shown = denials.slice(0, 5).join('; ') + (denials.length > 5 ? `; and ${denials.length - 5} more` : '');
+      throw new BundleError(`${file} carries images the upstreams' allow and deny lists deny, so nothing was loaded: ${shown} (airlock load --force loads them anyway)`);
+    }
+    return denials;
+  }
+
+  async #commit(archives: ResolvedArchive[], links: Map<string, { file: LinkFile; target: Digest }>): Promise<Omit<LoadReport, 'images' | 'policyDenials' | 'ms'>> {
+    const blobs = new Map<string, BlobToPublish>();
+    const manifests = new Map<string, Buffer>();
+    for (const a of archives) {
+      for (const [k, b] of a.blobs) if (!blobs.has(k) || b.file?.blob?.staged) blobs.set(k, b);
+      for (const [k, m] of a.manifests) manifests.set(k, m);
+    }
+    let blobsAdded = 0;
+    let bytesAdded = 0;
+    let blobsPresent = 0;
+    const publish = async (d: Digest, size: number, write: () => Promise<unknown>) => {
+      if ((await this.store.blobs.stat(d))?.size === size) {
+        blobsPresent++;
+        return;
+      }
+      await write();
+      blobsAdded++;
+      bytesAdded += size;
+    };
+    for (const b of blobs.values()) {
+      const staged = b.file?.blob?.staged;
+      if (staged) {
+        await publish(b.digest, b.size, async () => {
+          await this.store.blobs.commit(staged, b.digest);
+          b.file!.blob!.staged = undefined;
+        });
+      } else if (b.bytes) await publish(b.digest, b.size, () => this.store.blobs.put(b.bytes!, b.digest.algorithm));
+      else blobsPresent++;
+    }
+    for (const [k, bytes] of manifests) {
+      const d = Digest.parse(k);
+      await publish(d, bytes.length, () => this.store.blobs.put(bytes, d.algorithm));
+    }
+    const repositories = new Set([...links.values()].map((l) => l.file.name));
+    // Loaded names are the site's own from now on (marked before their links appear): no
+    // upstream may replace them, eviction keeps them.
+    for (const name of repositories) await this.store.local.mark(name);
+    let tagsAdded = 0;
+    let tagsMoved = 0;
+    let tagsUnchanged = 0;
+    const ordered = [...links.values()].sort((a, b) => LINK_ORDER[a.file.kind] - LINK_ORDER[b.file.kind]);
+    for (const { file, target } of ordered) {
+      if (file.kind === 'tag-current') {
+        const before = await this.store.links.resolveTag(file.name, file.tag).catch(() => undefined);
+        if (!before) tagsAdded++;
+        else if (before.equals(target)) tagsUnchanged++;
+        else tagsMoved++;
+        if (before?.equals(target)) continue;
+      }
+      await this.store.links.writeLayoutLink(file, target);
+    }
+    return { blobsAdded, bytesAdded, blobsPresent, manifests: manifests.size, tagsAdded, tagsMoved, tagsUnchanged, repositories: repositories.size };
+  }
+}
+
+async function isGzip(file: string): Promise<boolean> {
+  const fh = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await fh.read(head, 0, 2, 0);
+    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function* tarEntries(extract: tar.Extract): AsyncGenerator<SourceEntry> {
+  for await (const entry of extract) {
+    const h = entry.header;
+    yield { name: h.name, type: h.type ?? 'file', size: h.size ?? 0, linkname: h.linkname ?? undefined, body: entry as unknown as AsyncIterable<Buffer> };
+    entry.resume();
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * Save: images of the store as one archive that `docker load`, `podman load` and
+ * `ctr images import` accept, written atomically (a temp file beside the target, fsynced, then
+ * renamed), every blob re-hashed as it is read.
+ *
+ *   docker: the classic docker-archive: manifest.json, repositories, `<config hex>.json`, and
+ *           each layer as its stored (compressed) blob, which docker and podman unpack. One
+ *           platform per image: an index needs a platform chosen.
+ *   oci:    an OCI image layout: oci-layout, index.json naming each image (the
+ *           org.opencontainers.image.ref.name and io.containerd.image.name annotations),
+ *           blobs/<alg>/<hex>. An index is kept whole unless a platform is chosen.
+ */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { finished } from 'node:stream/promises';
+import tar from 'tar-stream';
+import type { Logger } from '../logging/logger.js';
+import { createHasher, type Digest } from '../oci/digest.js';
+import { blobDescriptors, formatPlatform, parseManifest, platformMatches, type ParsedManifest, type Platform } from '../oci/manifest.js';
+import type { ManifestReference } from '../oci/reference.js';
+import type { Store } from '../storage/store.js';
+import { BundleError } from './bundle-error.js';
+
+export interface SaveSelection {
+  name: string;
+  ref: ManifestReference;
+  /** As the operator wrote it, for messages. */
+  label: string;
+  /** The full reference written into the archive (docker.io/library/alpine:3). */
+  reference: string;
+}
+
+export interface SaveOptions {
+  out: string;
+  format: 'docker' | 'oci';
+  /** The child of an index to save; docker format needs one (the caller defaults it). */
+  platform?: Platform;
+  images: SaveSelection[];
+  onProgress?(done: number, total: number): void;
+}
+
+export interface SaveReport {
+  out: string;
+  images: Array<{ reference: string; digest: string }>;
+  blobs: number;
+  bytes: number;
+  warnings: string[];
+  ms: number;
+}
+
+const EPOCH = new Date(0);
+const LAYER_SUFFIX: Array<[RegExp, string]> = [[/gzip$/, '.tar.gz'], [/zstd$/, '.tar.zst'], [/tar$/, '.tar']];
+
+export class ArchiveSaver {
+  #failed: Promise<never> = new Promise<never>(() => undefined);
+
+  constructor(private readonly store: Store, private readonly log: Logger) {}
+
+  async run(opts: SaveOptions): Promise<SaveReport> {
+    const started = Date.now();
+    const warnings: string[] = [];
+    const blobs = new Map<string, { digest: Digest; size: number; file: string }>();
+    const meta: Array<[string, Buffer]> = [];
+    const saved: SaveReport['images'] = [];
+    const docker = new Map<string, { Config: string; RepoTags: string[] | null; Layers: string[] }>();
+    const repositories: Record<string, Record<string, string>> = {};
+    const index: Array<Record<string, unknown>> = [];
+    for (const sel of opts.images) {
+      const top = await this.#resolve(sel);
+      let { digest, bytes, parsed } = top;
+      if (parsed.kind === 'index' && (opts.format === 'docker' || opts.platform)) {
+        const want = opts.platform ?? { os: 'linux', architecture: 'amd64' };
+        const child = parsed.manifests.find((c) => platformMatches(c.platform, want));
+        if (!child) throw new BundleError(`image ${sel.label} has no ${formatPlatform(want)} manifest (it has ${parsed.manifests.map((c) => (c.platform ? formatPlatform(c.platform) : 'unknown')).join(', ')}); choose one with --platform`);
+        ({ digest, bytes, parsed } = await this.#manifest(sel, child.digest));
+      }
+      saved.push({ reference: sel.reference, digest: digest.toString() });
+      const tag = sel.ref.kind === 'tag' ? sel.ref.tag : undefined;
+      if (opts.format === 'docker') {
+        const config = parsed.config!;
+        const entry = docker.get(config.digest.toString()) ?? { Config: `${config.digest.hex}.json`, RepoTags: null, Layers: [] };
+        blobs.set(config.digest.toString(), { ...(await this.#stat(sel, config.digest)), file: entry.Config });
+        if (!docker.has(config.digest.toString())) {
+          for (const l of parsed.layers) {
+            const suffix = LAYER_SUFFIX.find(([re]) => re.test(l.mediaType))?.[1] ?? '.tar.gz';
+            const file = `${l.digest.hex}${suffix}`;
+            blobs.set(l.digest.toString(), { ...(await this.#stat(sel, l.digest)), file });
+            entry.Layers.push(file);
+          }
+          docker.set(config.digest.toString(), entry);
+        }
+        if (tag !== undefined) {
+          entry.RepoTags = [...(entry.RepoTags ?? []), sel.reference];
+          const repo = sel.reference.slice(0, sel.reference.lastIndexOf(':'));
+          // Read only by loaders older than manifest.json; they find the image by its ID.
+          (repositories[repo] ??= {})[tag] = config.digest.hex;
+        }
+      } else {
+        const add = async (d: Digest) => blobs.set(d.toString(), { ...(await this.#stat(sel, d)), file: `blobs/${d.algorithm}/${d.hex}` });
+        await add(digest);
+        if (parsed.kind === 'index') {
+          let any = false;
+          for (const c of parsed.manifests) {
+            const child = await this.#manifest(sel, c.digest).catch(() => undefined);
+            const parts = child && (await Promise.all(blobDescriptors(child.parsed).map((b) => this.store.blobs.stat(b.digest))));
+            if (!child || !parts || parts.some((p) => p === undefined)) {
+              warnings.push(`${sel.label}: ${c.platform ? formatPlatform(c.platform) : c.digest.toString()} left out: not in the store`);
+              continue;
+            }
+            any = true;
+            await add(c.digest);
+            for (const b of blobDescriptors(child.parsed)) await add(b.digest);
+          }
+          if (!any) throw new BundleError(`image ${sel.label}: none of its index's manifests is complete in the store; prefetch it first`);
+        } else {
+          for (const b of blobDescriptors(parsed)) await add(b.digest);
+        }
+        const annotations: Record<string, string> = { 'io.containerd.image.name': sel.reference };
+        if (tag !== undefined) annotations['org.opencontainers.image.ref.name'] = tag;
+        index.push({ mediaType: parsed.mediaType, digest: digest.toString(), size: bytes.length, annotations });
+      }
+    }
+    if (opts.format === 'docker') {
+      meta.push(['manifest.json', Buffer.from(JSON.stringify([...docker.values()]))]);
+      meta.push(['repositories', Buffer.from(JSON.stringify(repositories))]);
+    } else {
+      meta.push(['oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' }))]);
+      meta.push(['index.json', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index }))]);
+    }
+    const total = [...blobs.values()].reduce((a, b) => a + b.size, 0);
+    await this.#write(opts, meta, [...blobs.values()], total);
+    const report: SaveReport = { out: path.resolve(opts.out), images: saved, blobs: blobs.size, bytes: total, warnings, ms: Date.now() - started };
+    this.log.info({ ...report, images: saved.length, warnings: warnings.length }, 'image archive written');
+    return report;
+  }
+
+  async #stat(sel: SaveSelection, d: Digest): Promise<{ digest: Digest; size: number }> {
+    const info = await this.store.blobs.stat(d);
+    if (!info) throw new BundleError(`image ${sel.label} is incomplete in the store: blob ${d.toString()} is missing; prefetch it first`);
+    return info;
+  }
+
+  async #resolve(sel: SaveSelection): Promise<{ digest: Digest; bytes: Buffer; parsed: ParsedManifest }> {
+    let d: Digest | undefined;
+    if (sel.ref.kind === 'tag') {
+      d = await this.store.links.resolveTag(sel.name, sel.ref.tag);
+      if (!d) throw new BundleError(`image ${sel.label} is not in the store (no tag ${sel.ref.tag} in ${sel.name}); prefetch or load it first`);
+    } else d = sel.ref.digest;
+    if (!(await this.store.links.hasRevision(sel.name, d))) throw new BundleError(`image ${sel.label} is not in the store (no manifest ${d.toString()} in ${sel.name})`);
+    return this.#manifest(sel, d);
+  }
+
+  async #manifest(sel: SaveSelection, d: Digest): Promise<{ digest: Digest; bytes: Buffer; parsed: ParsedManifest }> {
+    const m = await this.store.blobs.readManifest(d);
+    if (!m) throw new BundleError(`image ${sel.label}: manifest ${d.toString()} is missing from the store; prefetch it first`);
+    return { digest: d, bytes: m.bytes, parsed: parseManifest(m.bytes) };
+  }
+
+  async #write(opts: SaveOptions, meta: Array<[string, Buffer]>, blobs: Array<{ digest: Digest; size: number; file: string }>, total: number): Promise<void> {
+    const out = path.resolve(opts.out);
+    const tmp = path.join(path.dirname(out), `.${path.basename(out)}.${randomBytes(6).toString('hex')}.partial`);
+    const pack = tar.pack();
+    const file = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
+    pack.pipe(file);
+    const written = finished(file);
+    // A write error (disk full) must end the save, not leave it waiting for a drain.
+    const failed = new Promise<never>((_, reject) => file.once('error', reject));
+    failed.catch(() => undefined);
+    this.#failed = failed;
+    let done = 0;
+    try {
+      if (opts.format === 'oci') {
+        await Promise.race([addDirectory(pack, 'blobs/'), failed]);
+        for (const alg of new Set(blobs.map((b) => b.digest.algorithm))) await Promise.race([addDirectory(pack, `blobs/${alg}/`), failed]);
+      }
+      for (const [name, body] of meta) await Promise.race([addEntry(pack, name, body), failed]);
+      for (const b of blobs) {
+        await this.#addBlob(pack, b.file, b.digest, b.size, (n) => {
+          done += n;
+          opts.onProgress?.(done, total);
+        });
+      }
+      pack.finalize();
+      await Promise.race([written, failed]);
+      const fh = await open(tmp, 'r+');
+      try {
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, out);
+    } catch (e) {
+      pack.destroy();
+      file.destroy();
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /** Streams a stored blob into the tar, re-hashed; a corrupt blob stops the save. */
+  async #addBlob(pack: tar.Pack, name: string, d: Digest, size: number, progress: (n: number) => void): Promise<void> {
+    const stream = await this.store.blobs.open(d);
+    if (!stream) throw new BundleError(`blob ${d.toString()} disappeared from the store while saving`);
+    const hash = createHasher(d.algorithm);
+    let entryDone!: Promise<void>;
+    const entry = await new Promise<ReturnType<tar.Pack['entry']>>((ready) => {
+      entryDone = new Promise<void>((resolve, reject) => {
+        ready(pack.entry({ name, size, mode: 0o644, mtime: EPOCH }, (err) => (err ? reject(err) : resolve())));
+      });
+    });
+    entryDone.catch(() => undefined);
+    let n = 0;
+    try {
+      for await (const chunk of stream) {
+        const c = chunk as Buffer;
+        n += c.length;
+        if (n > size) break;
+        hash.update(c);
+        if (!entry.write(c)) await Promise.race([once(entry, 'drain'), this.#failed]);
+        progress(c.length);
+      }
+    } finally {
+      stream.destroy();
+    }
+    const hex = hash.digest('hex');
+    if (n !== size || hex !== d.hex) {
+      entry.destroy(new Error('corrupt blob'));
+      throw new BundleError(`blob ${d.toString()} in the store is corrupt (${n !== size ? `${n} bytes, expected ${size}` : `content hashes to ${d.algorithm}:${hex}`}); run \`airlock verify --repair\` and prefetch it again`);
+    }
+    (entry as unknown as { end(): void }).end();
+    await Promise.race([entryDone, this.#failed]);
+  }
+}
+
+async function addEntry(pack: tar.Pack, name: string, body: Buffer): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    pack.entry({ name, size: body.length, mode: 0o644, mtime: EPOCH }, body, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+async function addDirectory(pack: tar.Pack, name: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    pack.entry({ name, type: 'directory', mode: 0o755, mtime: EPOCH }, (err) => (err ? reject(err) : resolve()));
+  });
+}
