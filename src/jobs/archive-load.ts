@@ -19,7 +19,7 @@ import type { Store } from '../storage/store.js';
 import { directoryEntries, entryName, linkTarget, MemoryBudget, readEntry, type ArchiveFile, type SourceEntry } from './archive-entries.js';
 import { ArchiveResolver, type BlobToPublish, type ResolvedArchive } from './archive-resolve.js';
 import { BundleError } from './bundle-error.js';
-import type { ImportPolicy } from './import.js';
+import { judgeImport, type ImportPolicy } from './import-policy.js';
 
 export interface LoadOptions {
   maxManifestSize: number;
@@ -100,7 +100,7 @@ export class ArchiveLoader {
           }
         }
       }
-      const policyDenials = this.#policy(paths.join(', '), images);
+      const policyDenials = judgeImport(this.opts.policy, paths.join(', '), images, 'load');
       const report = await this.#commit(archives.map((a) => a.resolved), links);
       const result: LoadReport = { images, ...report, policyDenials, ms: Date.now() - started };
       this.log.info({ ...result, images: images.length }, 'image archives loaded');
@@ -185,29 +185,6 @@ export class ArchiveLoader {
     }
     if (files.size === 0) throw new BundleError(`${file} is empty: not an image archive`);
     return { files, aliases };
-  }
-
-  /** The policy's denials of these images; throws when they refuse the load (as Importer does). */
-  #policy(file: string, images: Array<{ name: string; tag: string }>): string[] {
-    const policy = this.opts.policy;
-    if (!policy) return [];
-    const denials: string[] = [];
-    const judged = new Set<string>();
-    for (const i of images) {
-      if (!judged.has(i.name)) {
-        judged.add(i.name);
-        const whole = policy.judge(i.name);
-        if (whole) denials.push(`${i.name}: ${whole.message}`);
-      }
-      if (policy.judge(i.name)) continue;
-      const d = policy.judge(i.name, i.tag);
-      if (d) denials.push(`${i.name}:${i.tag}: ${d.message}`);
-    }
-    if (denials.length > 0 && policy.mode === 'enforce' && !policy.force) {
-      const shown = denials.slice(0, 5).join('; ') + (denials.length > 5 ? `; and ${denials.length - 5} more` : '');
-      throw new BundleError(`${file} carries images the upstreams' allow and deny lists deny, so nothing was loaded: ${shown} (airlock load --force loads them anyway)`);
-    }
-    return denials;
   }
 
   async #commit(archives: ResolvedArchive[], links: Map<string, { file: LinkFile; target: Digest }>): Promise<Omit<LoadReport, 'images' | 'policyDenials' | 'ms'>> {

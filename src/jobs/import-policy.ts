@@ -14,7 +14,7 @@ export interface ImportPolicy {
  * The policy's denials of these images, one line per repository denied by name or per tag;
  * throws when they refuse the import.
  */
-export function judgeImport(policy: ImportPolicy | undefined, file: string, images: Iterable<{ name: string; tag?: string }>): string[] {
+export function judgeImport(policy: ImportPolicy | undefined, file: string, images: Iterable<{ name: string; tag?: string }>, job: 'import' | 'load' = 'import'): string[] {
   if (!policy) return [];
   const tags = new Map<string, Set<string>>();
   for (const i of images) {
@@ -36,7 +36,9 @@ export function judgeImport(policy: ImportPolicy | undefined, file: string, imag
   }
   if (denials.length > 0 && policy.mode === 'enforce' && !policy.force) {
     const shown = denials.slice(0, 5).join('; ') + (denials.length > 5 ? `; and ${denials.length - 5} more` : '');
-    throw new BundleError(`${file} carries images the upstreams' allow and deny lists deny, so nothing was imported: ${shown} (airlock import --force imports it anyway)`);
+    const refusal = job === 'import' ? 'so nothing was imported' : 'so nothing was loaded';
+    const force = job === 'import' ? 'airlock import --force imports it anyway' : 'airlock load --force loads them anyway';
+    throw new BundleError(`${file} carries images the upstreams' allow and deny lists deny, ${refusal}: ${shown} (${force})`);
   }
   return denials;
 }
