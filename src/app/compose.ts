@@ -17,6 +17,7 @@ import { PullThrough, type MirrorEvents } from '../mirror/pull-through.js';
 import { Router } from '../mirror/router.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import type { Store } from '../storage/store.js';
+import { archiveService } from './archive-service.js';
 import { openStore } from './store.js';
 import { ReadOnlyStoreError, readOnlyMessage, type ReadOnlyReason } from '../storage/read-only-driver.js';
 import { Fleet } from '../mirror/fleet.js';
@@ -147,6 +148,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
     maxPageEntries: config.http.maxPageEntries,
     bodyLimit: config.http.maxManifestSize,
     bodyRate: { minRate: config.http.minBodyRate, windowMs: config.http.bodyRateWindow },
+    archives: { service: archiveService(store, config, logger), defaultRegistry: config.defaultUpstream },
   });
   let metricsApp: FastifyInstance | undefined;
   if (config.metrics.listen) {

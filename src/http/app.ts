@@ -14,6 +14,7 @@ import type { ImageSource } from '../mirror/image-source.js';
 import type { BodyRateOptions } from './body-rate.js';
 import { sendError } from './error-handler.js';
 import { noSchemaCompilers } from './no-schemas.js';
+import { archives, type ArchiveService } from './plugins/archives.js';
 import { audit } from './plugins/audit.js';
 import { auth } from './plugins/auth.js';
 import { bodyParsing } from './plugins/body-parsing.js';
@@ -51,6 +52,8 @@ export interface AppOptions {
   bodyRate?: BodyRateOptions;
   /** audit.file: pulls, pushes and deletes, written before their responses end. */
   audit?: AuditLog;
+  /** Image archives over HTTP (/ui/api/archive), with the registry for names without one. */
+  archives?: { service: ArchiveService; defaultRegistry: string };
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -95,5 +98,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   // Encapsulated: routes only, on the auth plugin's decorations.
   app.register(health, { readiness: opts.readiness, metrics: opts.metricsElsewhere ? undefined : opts.metrics });
   app.register(v2, { registry: opts.registry, maxPageEntries: opts.maxPageEntries, push: opts.push, readOnly: opts.readOnly });
+  if (opts.archives) app.register(archives, { registry: opts.registry, archives: opts.archives.service, defaultRegistry: opts.archives.defaultRegistry, readOnly: opts.readOnly, audit: opts.audit });
   return app;
 }

@@ -49,8 +49,10 @@ export function sendError(err: unknown, request: FastifyRequest, reply: FastifyR
     return;
   }
   if (a.headers) reply.headers(a.headers);
-  discardBody(request, reply);
-  reply.code(a.status).type('application/json; charset=utf-8').send(a.body);
+  const drained = discardBody(request, reply);
+  const send = () => reply.code(a.status).type('application/json; charset=utf-8').send(a.body);
+  if (drained) void drained.then(send);
+  else send();
 }
 
 /**
@@ -69,6 +71,8 @@ function logFailure(err: unknown, log: FastifyBaseLogger): void {
 
 /** Most bytes of a refused request's body read and dropped before the connection is cut. */
 const DISCARD_LIMIT = 8 * 2 ** 20;
+/** Longest wait for such a body before the answer goes anyway. */
+const DRAIN_WAIT_MS = 10_000;
 
 /**
  * A refused request whose body was not read (an upload refused before its bytes, a login
@@ -77,14 +81,14 @@ const DISCARD_LIMIT = 8 * 2 ** 20;
  * the body is read and dropped (up to a bound, then the connection is cut) and the connection
  * is closed after the answer.
  */
-function discardBody(request: FastifyRequest, reply: FastifyReply): void {
+function discardBody(request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
   const raw = request.raw;
-  if (raw.complete || raw.readableEnded) return;
+  if (raw.complete || raw.readableEnded) return undefined;
   if (raw.destroyed) {
     // Its unread bytes can never be parsed as a next request: the connection ends with this answer.
     reply.header('connection', 'close');
     reply.raw.once('finish', () => raw.socket?.end());
-    return;
+    return undefined;
   }
   reply.header('connection', 'close');
   let seen = 0;
@@ -94,6 +98,19 @@ function discardBody(request: FastifyRequest, reply: FastifyReply): void {
   });
   raw.on('error', () => undefined);
   raw.resume();
+  // A body within the bound is read to its end before the answer, so the client, still sending,
+  // reads the answer instead of a reset (which Node's close after a `connection: close` answer sends).
+  const declared = Number(request.headers['content-length']);
+  if (!(declared > 0 && declared <= DISCARD_LIMIT)) return undefined;
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, DRAIN_WAIT_MS);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    raw.once('end', done);
+    raw.once('close', done);
+  });
 }
 
 /** ENOSPC or EDQUOT anywhere in the cause chain. */

@@ -26,6 +26,8 @@ export interface LoadOptions {
   /** The stored name and tag of an image reference, routed as a pull of it would be. */
   route(label: string): { name: string; tag: string };
   policy?: ImportPolicy;
+  /** Sees every stored name and tag once the archives are read, before anything is published; throws to refuse. */
+  authorize?(images: ReadonlyArray<{ name: string; tag: string }>): Promise<void>;
   onProgress?(done: number, total: number): void;
 }
 
@@ -101,6 +103,7 @@ export class ArchiveLoader {
         }
       }
       const policyDenials = judgeImport(this.opts.policy, paths.join(', '), images, 'load');
+      await this.opts.authorize?.(images);
       const report = await this.#commit(archives.map((a) => a.resolved), links);
       const result: LoadReport = { images, ...report, policyDenials, ms: Date.now() - started };
       this.log.info({ ...result, images: images.length }, 'image archives loaded');

@@ -15,6 +15,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { Logger } from '../logging/logger.js';
@@ -51,16 +52,60 @@ export interface SaveReport {
   ms: number;
 }
 
+/** What a save writes: the metadata entries, then the blobs. */
+export interface SavePlan {
+  meta: Array<[string, Buffer]>;
+  blobs: Array<{ digest: Digest; size: number; file: string }>;
+  /** The blobs' bytes. */
+  bytes: number;
+  images: SaveReport['images'];
+  warnings: string[];
+}
+
 const EPOCH = new Date(0);
 const LAYER_SUFFIX: Array<[RegExp, string]> = [[/gzip$/, '.tar.gz'], [/zstd$/, '.tar.zst'], [/tar$/, '.tar']];
 
 export class ArchiveSaver {
-  #failed: Promise<never> = new Promise<never>(() => undefined);
-
   constructor(private readonly store: Store, private readonly log: Logger) {}
 
   async run(opts: SaveOptions): Promise<SaveReport> {
     const started = Date.now();
+    const plan = await this.plan(opts);
+    await this.#write(opts, plan);
+    const report: SaveReport = { out: path.resolve(opts.out), images: plan.images, blobs: plan.blobs.length, bytes: plan.bytes, warnings: plan.warnings, ms: Date.now() - started };
+    this.log.info({ ...report, images: plan.images.length, warnings: plan.warnings.length }, 'image archive written');
+    return report;
+  }
+
+  /**
+   * The archive as a stream (the console's download): planned first, so an image the store lacks
+   * is refused before the first byte; then written as the reader takes it. A corrupt blob or a
+   * reader gone ends the stream with an error.
+   */
+  async stream(opts: Omit<SaveOptions, 'out'>): Promise<{ plan: SavePlan; body: Readable }> {
+    const plan = await this.plan(opts);
+    const pack = tar.pack();
+    // Its failures are #fill's, handled below; an entry destroyed for a corrupt blob errors the pack too.
+    pack.on('error', () => undefined);
+    // A node stream for HTTP: tar-stream's are streamx streams.
+    const body = new PassThrough({ highWaterMark: 1 << 20 });
+    pack.pipe(body);
+    const readerGone = new Error('the reader went away');
+    const gone = new Promise<never>((_, reject) => body.once('close', () => reject(readerGone)));
+    gone.catch(() => undefined);
+    this.#fill(pack, opts, plan, gone)
+      .then(() => pack.finalize())
+      .catch((e: unknown) => {
+        if (e === readerGone) this.log.debug('image archive download ended by its reader');
+        else this.log.warn({ err: (e as Error).message }, 'image archive download failed');
+        pack.destroy();
+        body.destroy(e as Error);
+      });
+    return { plan, body };
+  }
+
+  /** What the archive holds; refuses (BundleError) an image the store lacks before anything is written. */
+  async plan(opts: Omit<SaveOptions, 'out' | 'onProgress'>): Promise<SavePlan> {
     const warnings: string[] = [];
     const blobs = new Map<string, { digest: Digest; size: number; file: string }>();
     const meta: Array<[string, Buffer]> = [];
@@ -114,7 +159,7 @@ export class ArchiveSaver {
             await add(c.digest);
             for (const b of blobDescriptors(child.parsed)) await add(b.digest);
           }
-          if (!any) throw new BundleError(`image ${sel.label}: none of its index's manifests is complete in the store; prefetch it first`);
+          if (!any) throw new BundleError(`image ${sel.label}: none of its index's manifests is complete in the store; prefetch it first`, { missing: true });
         } else {
           for (const b of blobDescriptors(parsed)) await add(b.digest);
         }
@@ -131,15 +176,12 @@ export class ArchiveSaver {
       meta.push(['index.json', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index }))]);
     }
     const total = [...blobs.values()].reduce((a, b) => a + b.size, 0);
-    await this.#write(opts, meta, [...blobs.values()], total);
-    const report: SaveReport = { out: path.resolve(opts.out), images: saved, blobs: blobs.size, bytes: total, warnings, ms: Date.now() - started };
-    this.log.info({ ...report, images: saved.length, warnings: warnings.length }, 'image archive written');
-    return report;
+    return { meta, blobs: [...blobs.values()], bytes: total, images: saved, warnings };
   }
 
   async #stat(sel: SaveSelection, d: Digest): Promise<{ digest: Digest; size: number }> {
     const info = await this.store.blobs.stat(d);
-    if (!info) throw new BundleError(`image ${sel.label} is incomplete in the store: blob ${d.toString()} is missing; prefetch it first`);
+    if (!info) throw new BundleError(`image ${sel.label} is incomplete in the store: blob ${d.toString()} is missing; prefetch it first`, { missing: true });
     return info;
   }
 
@@ -147,42 +189,31 @@ export class ArchiveSaver {
     let d: Digest | undefined;
     if (sel.ref.kind === 'tag') {
       d = await this.store.links.resolveTag(sel.name, sel.ref.tag);
-      if (!d) throw new BundleError(`image ${sel.label} is not in the store (no tag ${sel.ref.tag} in ${sel.name}); prefetch or load it first`);
+      if (!d) throw new BundleError(`image ${sel.label} is not in the store (no tag ${sel.ref.tag} in ${sel.name}); prefetch or load it first`, { missing: true });
     } else d = sel.ref.digest;
-    if (!(await this.store.links.hasRevision(sel.name, d))) throw new BundleError(`image ${sel.label} is not in the store (no manifest ${d.toString()} in ${sel.name})`);
+    if (!(await this.store.links.hasRevision(sel.name, d))) throw new BundleError(`image ${sel.label} is not in the store (no manifest ${d.toString()} in ${sel.name})`, { missing: true });
     return this.#manifest(sel, d);
   }
 
   async #manifest(sel: SaveSelection, d: Digest): Promise<{ digest: Digest; bytes: Buffer; parsed: ParsedManifest }> {
     const m = await this.store.blobs.readManifest(d);
-    if (!m) throw new BundleError(`image ${sel.label}: manifest ${d.toString()} is missing from the store; prefetch it first`);
+    if (!m) throw new BundleError(`image ${sel.label}: manifest ${d.toString()} is missing from the store; prefetch it first`, { missing: true });
     return { digest: d, bytes: m.bytes, parsed: parseManifest(m.bytes) };
   }
 
-  async #write(opts: SaveOptions, meta: Array<[string, Buffer]>, blobs: Array<{ digest: Digest; size: number; file: string }>, total: number): Promise<void> {
+  async #write(opts: SaveOptions, plan: SavePlan): Promise<void> {
     const out = path.resolve(opts.out);
     const tmp = path.join(path.dirname(out), `.${path.basename(out)}.${randomBytes(6).toString('hex')}.partial`);
     const pack = tar.pack();
+    pack.on('error', () => undefined);
     const file = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
     pack.pipe(file);
     const written = finished(file);
     // A write error (disk full) must end the save, not leave it waiting for a drain.
     const failed = new Promise<never>((_, reject) => file.once('error', reject));
     failed.catch(() => undefined);
-    this.#failed = failed;
-    let done = 0;
     try {
-      if (opts.format === 'oci') {
-        await Promise.race([addDirectory(pack, 'blobs/'), failed]);
-        for (const alg of new Set(blobs.map((b) => b.digest.algorithm))) await Promise.race([addDirectory(pack, `blobs/${alg}/`), failed]);
-      }
-      for (const [name, body] of meta) await Promise.race([addEntry(pack, name, body), failed]);
-      for (const b of blobs) {
-        await this.#addBlob(pack, b.file, b.digest, b.size, (n) => {
-          done += n;
-          opts.onProgress?.(done, total);
-        });
-      }
+      await this.#fill(pack, opts, plan, failed);
       pack.finalize();
       await Promise.race([written, failed]);
       const fh = await open(tmp, 'r+');
@@ -200,8 +231,24 @@ export class ArchiveSaver {
     }
   }
 
+  /** Every entry of the plan into the tar; `failed` rejects when its destination fails. */
+  async #fill(pack: tar.Pack, opts: Pick<SaveOptions, 'format' | 'onProgress'>, plan: SavePlan, failed: Promise<never>): Promise<void> {
+    let done = 0;
+    if (opts.format === 'oci') {
+      await Promise.race([addDirectory(pack, 'blobs/'), failed]);
+      for (const alg of new Set(plan.blobs.map((b) => b.digest.algorithm))) await Promise.race([addDirectory(pack, `blobs/${alg}/`), failed]);
+    }
+    for (const [name, body] of plan.meta) await Promise.race([addEntry(pack, name, body), failed]);
+    for (const b of plan.blobs) {
+      await this.#addBlob(pack, b.file, b.digest, b.size, failed, (n) => {
+        done += n;
+        opts.onProgress?.(done, plan.bytes);
+      });
+    }
+  }
+
   /** Streams a stored blob into the tar, re-hashed; a corrupt blob stops the save. */
-  async #addBlob(pack: tar.Pack, name: string, d: Digest, size: number, progress: (n: number) => void): Promise<void> {
+  async #addBlob(pack: tar.Pack, name: string, d: Digest, size: number, failed: Promise<never>, progress: (n: number) => void): Promise<void> {
     const stream = await this.store.blobs.open(d);
     if (!stream) throw new BundleError(`blob ${d.toString()} disappeared from the store while saving`);
     const hash = createHasher(d.algorithm);
@@ -219,7 +266,7 @@ export class ArchiveSaver {
         n += c.length;
         if (n > size) break;
         hash.update(c);
-        if (!entry.write(c)) await Promise.race([once(entry, 'drain'), this.#failed]);
+        if (!entry.write(c)) await Promise.race([once(entry, 'drain'), failed]);
         progress(c.length);
       }
     } finally {
@@ -227,11 +274,12 @@ export class ArchiveSaver {
     }
     const hex = hash.digest('hex');
     if (n !== size || hex !== d.hex) {
+      entry.on('error', () => undefined);
       entry.destroy(new Error('corrupt blob'));
       throw new BundleError(`blob ${d.toString()} in the store is corrupt (${n !== size ? `${n} bytes, expected ${size}` : `content hashes to ${d.algorithm}:${hex}`}); run \`airlock verify --repair\` and prefetch it again`);
     }
     (entry as unknown as { end(): void }).end();
-    await Promise.race([entryDone, this.#failed]);
+    await Promise.race([entryDone, failed]);
   }
 }
 

@@ -29,7 +29,10 @@ export type AuditRecord =
   | { audit: 'tag-moved'; stored: string; tag: string; upstream: string; from: string; to: string }
   | { audit: 'import'; bundle: string; sums: string; images: string[]; forced: string[]; signer?: string }
   | { audit: 'freeze'; bundle: string; sums: string; images: string[]; since?: string }
-  | { audit: 'load'; archives: string[]; images: string[]; forced: string[] }
+  /** `airlock load`, or an archive uploaded over HTTP (with who uploaded it). */
+  | (AuditActor & { audit: 'load'; archives: string[]; images: string[]; forced: string[] })
+  /** Images downloaded as an archive over HTTP. */
+  | (AuditActor & { audit: 'save'; images: string[]; format: string })
   /** A removal by gc or eviction. */
   | { audit: 'remove'; by: 'gc' | 'evict'; kind: 'manifest' | 'blob' | 'image'; stored?: string; digest: string; bytes?: number }
   | (AuditActor & { audit: 'login-failed'; reason: string })

@@ -34,6 +34,13 @@ export interface Auth {
   requireLogin(request: FastifyRequest, message: string): Promise<void>;
   /** Whether the request's user may pull the stored repository `name`. */
   mayPull(request: FastifyRequest, name: string): boolean;
+  /** Whether the request's user may push to the stored repository `name`. */
+  mayPush(request: FastifyRequest, name: string): boolean;
+  /**
+   * Logs the request in for a route outside v2 (sets request.user); without a login, throws the
+   * challenge with `message` unless `anonymousRead` and auth.anonymous allows reading.
+   */
+  identify(request: FastifyRequest, message: string, anonymousRead: boolean): Promise<void>;
   /**
    * The v2 gate, a hook of the v2 routes themselves (so a request line in absolute form meets it
    * too), run before the body is read so a refused upload never costs its bytes: logs the client
@@ -111,6 +118,15 @@ export const auth = unencapsulated<AuthOptions>(function auth(app, { registry, a
     mayPull: (request, name) => {
       const access = currentAccess();
       return !access || access.allowed(request.user, name, 'pull');
+    },
+    mayPush: (request, name) => {
+      const access = currentAccess();
+      return !access || access.allowed(request.user, name, 'push');
+    },
+    identify: async (request, message, anonymousRead) => {
+      const access = currentAccess();
+      request.user = await loggedIn(request);
+      if (access && request.user === undefined && !(anonymousRead && access.anonymousRead)) throw access.challenge(message);
     },
     v2Gate,
   };

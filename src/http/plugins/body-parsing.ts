@@ -3,6 +3,7 @@
  * the floor of http.minBodyRate.
  */
 import { watchBodyRate, type BodyRateOptions } from '../body-rate.js';
+import { ARCHIVE_PATH } from './archives.js';
 import { unencapsulated } from './unencapsulated.js';
 
 export interface BodyParsingOptions {
@@ -12,9 +13,11 @@ export interface BodyParsingOptions {
   bodyRate?: BodyRateOptions;
 }
 
+/** Blob uploads and archive uploads (plugins/archives.ts): bodies of any size, kept as streams. */
 function isUploadUrl(url: string): boolean {
   const q = url.indexOf('?');
-  return (q < 0 ? url : url.slice(0, q)).includes('/blobs/uploads');
+  const p = q < 0 ? url : url.slice(0, q);
+  return p.includes('/blobs/uploads') || p === ARCHIVE_PATH;
 }
 
 export const bodyParsing = unencapsulated<BodyParsingOptions>(function bodyParsing(app, { bodyLimit, bodyRate }, next) {

@@ -1,0 +1,79 @@
+/**
+ * The serving side of image archives (http/plugins/archives.ts): `save` and `load` on the
+ * running store, named as a pull of the same reference would be (compose.ts's router), under
+ * the same allow and deny lists as `airlock load`.
+ */
+import type { Config } from '../config/schema.js';
+import type { ArchiveService } from '../http/plugins/archives.js';
+import { BundleError } from '../jobs/bundle-error.js';
+import type { Logger } from '../logging/logger.js';
+import { storedNameJudge, UpstreamPolicy } from '../mirror/policy.js';
+import { imageTarget, Router } from '../mirror/router.js';
+import { ManifestUnknownError } from '../oci/errors.js';
+import { parsePlatform } from '../oci/manifest.js';
+import { formatImageReference, parseImageReference } from '../oci/reference.js';
+import { FilesystemDriver } from '../storage/filesystem-driver.js';
+import type { Store } from '../storage/store.js';
+
+/** A save or load refusal as the API answers it: missing content 404, a bad archive or request 400. */
+function httpError(e: unknown, spool?: string): unknown {
+  if (!(e instanceof BundleError)) return e;
+  // The spool file's path is the server's business: the client knows it as its upload.
+  const message = spool === undefined ? e.message : e.message.replaceAll(spool, 'the upload');
+  if (e.missing) return new ManifestUnknownError(message);
+  return Object.assign(new Error(message), { statusCode: 400 });
+}
+
+export function archiveService(store: Store, config: Config, logger: Logger): ArchiveService {
+  const log = logger.child({ component: 'archives' });
+  // Names are routed as `airlock load` routes them; the plugin's authorize hook then judges each
+  // stored name against the live registry (local, and the user's push right).
+  const router = new Router(new Map(Object.keys(config.upstreams).map((k) => [k, k])), config.defaultUpstream, config.push.repositories);
+  return {
+    async save(images, opts) {
+      let platform;
+      try {
+        platform = opts.platform === undefined ? undefined : parsePlatform(opts.platform);
+      } catch (e) {
+        throw Object.assign(new Error((e as Error).message), { statusCode: 400 });
+      }
+      const selection = images.map((i) => {
+        const r = parseImageReference(i.label, config.defaultUpstream);
+        return { name: i.storeName, ref: i.ref, label: i.label, reference: formatImageReference(r.digest ? { ...r, tag: undefined } : r) };
+      });
+      try {
+        // Loaded on first use: a serving process does not load tar code until an archive is asked for.
+        const { ArchiveSaver } = await import('../jobs/archive-save.js');
+        const { body } = await new ArchiveSaver(store, log).stream({ format: opts.format, ...(platform ? { platform } : {}), images: selection });
+        return body;
+      } catch (e) {
+        throw httpError(e);
+      }
+    },
+    async load(file, opts) {
+      const policy = UpstreamPolicy.fromConfig(config);
+      const route = (label: string) => {
+        const r = parseImageReference(label, config.defaultUpstream);
+        return { name: router.route(imageTarget(r, config.defaultUpstream)).storeName, tag: r.tag ?? 'latest' };
+      };
+      const { ArchiveLoader } = await import('../jobs/archive-load.js');
+      const loader = new ArchiveLoader(
+        store,
+        {
+          maxManifestSize: config.http.maxManifestSize,
+          route,
+          policy: policy.empty ? undefined : { judge: storedNameJudge(policy, router), mode: policy.mode, force: false },
+          authorize: opts.authorize,
+        },
+        log,
+      );
+      try {
+        const r = await loader.run([file], opts.name);
+        return { images: r.images, forced: r.policyDenials };
+      } catch (e) {
+        throw httpError(e, file);
+      }
+    },
+    spoolDir: async () => new FilesystemDriver(config.storage.root).tmpDir,
+  };
+}
