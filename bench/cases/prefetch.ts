@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { READER, type TestUpstream } from '../../test/helpers/upstream.js';
 import { entryFor } from '../lib/baseline.js';
 import { against } from '../lib/compare.js';
-import { MiB, baselineRef } from '../lib/options.js';
+import { MiB, baselineRef, only } from '../lib/options.js';
 import { airlockCli, sh, timed } from '../lib/shell.js';
 import { nextId, workPath } from '../lib/work-dir.js';
 
@@ -47,6 +47,12 @@ export async function prefetchCase(up: TestUpstream, images: Array<{ repo: strin
       await rm(dest, { recursive: true, force: true });
     }
   });
+  if (!kept && only) {
+    // This case was not selected, but a later offline case may be (--case volumes): it still
+    // needs the filled store, unmeasured.
+    kept = await mkdtemp(workPath('frozen-src-'));
+    await airlockCli(entryFor('airlock'), ['prefetch', '--config', await cfgFor(kept)]);
+  }
   if (!kept) return undefined;
   return { root: kept, config: await cfgFor(kept) };
 }

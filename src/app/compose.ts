@@ -17,6 +17,8 @@ import { PullThrough, type MirrorEvents } from '../mirror/pull-through.js';
 import { Router } from '../mirror/router.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import type { Store } from '../storage/store.js';
+import { Sessions } from '../auth/sessions.js';
+import { airlockVersion } from '../runtime/version.js';
 import { archiveService } from './archive-service.js';
 import { openStore } from './store.js';
 import { ReadOnlyStoreError, readOnlyMessage, type ReadOnlyReason } from '../storage/read-only-driver.js';
@@ -148,7 +150,16 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
     maxPageEntries: config.http.maxPageEntries,
     bodyLimit: config.http.maxManifestSize,
     bodyRate: { minRate: config.http.minBodyRate, windowMs: config.http.bodyRateWindow },
-    archives: { service: archiveService(store, config, logger), defaultRegistry: config.defaultUpstream },
+    ui: config.ui.enabled
+      ? {
+        path: config.ui.path,
+        sessions: new Sessions(config.ui.sessionIdle),
+        version: airlockVersion(),
+        deletes: config.storage.delete.enabled,
+        archives: archiveService(store, config, logger),
+        defaultRegistry: config.defaultUpstream,
+      }
+      : undefined,
   });
   let metricsApp: FastifyInstance | undefined;
   if (config.metrics.listen) {

@@ -82,7 +82,7 @@ export class Reloader {
 
 function restartKeys(current: Config, next: Config): string[] {
   const restart: string[] = [];
-  for (const key of ['listen', 'storage', 'http', 'metrics'] as const) if (!same(next[key], current[key])) restart.push(key);
+  for (const key of ['listen', 'storage', 'http', 'metrics', 'ui'] as const) if (!same(next[key], current[key])) restart.push(key);
   if ((next.tls === undefined) !== (current.tls === undefined)) restart.push('tls (turning HTTPS on or off)');
   if (!same(next.prefetch, current.prefetch)) restart.push('prefetch');
   if (!same(next.audit, current.audit)) restart.push('audit');

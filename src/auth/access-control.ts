@@ -104,6 +104,8 @@ export async function readHtpasswd(file: string): Promise<Map<string, string>> {
 interface Rule {
   users: Set<string>;
   matches: (name: string) => boolean;
+  /** Names every repository ("**"): with delete, the user runs store-wide jobs. */
+  everywhere: boolean;
   actions: Set<Action>;
 }
 
@@ -136,6 +138,7 @@ export class AccessControl {
       this.#rules = config.rules.map((r) => ({
         users: new Set(r.users),
         matches: picomatch(r.repositories, { dot: true }),
+        everywhere: r.repositories.includes('**'),
         actions: new Set(r.actions),
       }));
     }
@@ -222,6 +225,22 @@ export class AccessControl {
     this.log.warn({ user, remote }, 'login failed');
     await this.onFailedLogin?.(user, remote, message);
     return this.challenge(message);
+  }
+
+  /**
+   * A stamp of the user's current login (their htpasswd hash), undefined when the user no longer
+   * exists: a console session ends when it changes (a new password, a removed user).
+   */
+  stamp(user: string): string | undefined {
+    const hash = this.#users.get(user);
+    return hash === undefined ? undefined : createHash('sha256').update(hash).digest('hex');
+  }
+
+  /** Whether `user` may run store-wide jobs (gc, verify, the whole prefetch list): delete on every repository ("**"). */
+  administers(user: string | undefined): boolean {
+    if (user === undefined) return false;
+    if (!this.#rules) return true;
+    return this.#rules.some((r) => (r.users.has(user) || r.users.has('*')) && r.actions.has('delete') && r.everywhere);
   }
 
   /** Whether `user` (undefined: anonymous) may do `action` on repository `name`. */

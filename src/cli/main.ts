@@ -23,7 +23,7 @@ import { serve } from './commands/serve.js';
 import { verify } from './commands/verify.js';
 import { commandHelp, generalHelp } from './help.js';
 import { UsageError } from './usage-error.js';
-import { airlockVersion } from './version.js';
+import { airlockVersion } from '../runtime/version.js';
 
 /** Every command, in the order `airlock --help` lists them: a new command is a file and a line here. */
 const COMMANDS: readonly Command[] = [serve, prefetch, freeze, importBundle, load, save, verify, gc, du, audit, keygen, inventory];

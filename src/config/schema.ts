@@ -218,6 +218,17 @@ export const configSchema = z.strictObject({
     secret: z.string({ error: (i) => (i.input === undefined ? 'required with fleet: a shared token of 16+ characters the replicas send each other (anyone who reaches the fleet port without it reads any blob)' : 'expected a string') })
       .min(16, 'expected at least 16 characters'),
   }).optional(),
+  /** The web console and its JSON API (archives too), on the registry port. */
+  ui: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** Where it is served; never under /v2 or the health and metrics routes. */
+    path: z.string()
+      .regex(/^(\/[a-z0-9][a-z0-9._-]*)+$/, 'expected a path such as /ui (lower case, no trailing slash)')
+      .refine((p) => !['/v2', '/metrics', '/healthz', '/readyz'].some((r) => p === r || p.startsWith(`${r}/`)), { message: 'expected a path outside /v2, /metrics, /healthz and /readyz' })
+      .default('/ui'),
+    /** A console login ends after this long without a request. */
+    sessionIdle: duration.default(8 * 3_600_000),
+  }).prefault({}),
   /** airlock import (and freeze --have): the public keys (PEM files) a bundle or inventory must be signed by. */
   import: z.strictObject({
     trust: z.array(z.string().min(1)).default([]),

@@ -14,12 +14,14 @@ import type { ImageSource } from '../mirror/image-source.js';
 import type { BodyRateOptions } from './body-rate.js';
 import { sendError } from './error-handler.js';
 import { noSchemaCompilers } from './no-schemas.js';
-import { archives, type ArchiveService } from './plugins/archives.js';
+import type { Sessions } from '../auth/sessions.js';
+import type { ArchiveService } from './plugins/archives.js';
 import { audit } from './plugins/audit.js';
 import { auth } from './plugins/auth.js';
 import { bodyParsing } from './plugins/body-parsing.js';
 import { health } from './plugins/health.js';
 import { requestLog } from './plugins/request-log.js';
+import { SESSION_COOKIE, ui } from './plugins/ui.js';
 import { v2 } from './plugins/v2.js';
 import type { Readiness } from './routes/readiness.js';
 
@@ -52,8 +54,17 @@ export interface AppOptions {
   bodyRate?: BodyRateOptions;
   /** audit.file: pulls, pushes and deletes, written before their responses end. */
   audit?: AuditLog;
-  /** Image archives over HTTP (/ui/api/archive), with the registry for names without one. */
-  archives?: { service: ArchiveService; defaultRegistry: string };
+  /** The web console at ui.path (plugins/ui.ts), with its API and the archives; absent: ui.enabled false. */
+  ui?: {
+    path: string;
+    sessions: Sessions;
+    version: string;
+    /** storage.delete.enabled */
+    deletes: boolean;
+    archives: ArchiveService;
+    /** The default registry, for image names without one. */
+    defaultRegistry: string;
+  };
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -91,13 +102,26 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   // Hooks, parser and decorators of the unencapsulated plugins apply to every route. Their order
   // is the hooks' order: the body rate floor's onRequest runs before the request log's.
-  app.register(bodyParsing, { bodyLimit, bodyRate: opts.bodyRate });
+  app.register(bodyParsing, { bodyLimit, bodyRate: opts.bodyRate, archivePath: opts.ui ? `${opts.ui.path}/api/archive` : undefined });
   app.register(requestLog, { metrics: opts.metrics });
   if (opts.audit) app.register(audit, { audit: opts.audit });
-  app.register(auth, { registry: opts.registry, access: opts.access });
+  app.register(auth, { registry: opts.registry, access: opts.access, sessions: opts.ui ? { store: opts.ui.sessions, cookie: SESSION_COOKIE } : undefined });
   // Encapsulated: routes only, on the auth plugin's decorations.
   app.register(health, { readiness: opts.readiness, metrics: opts.metricsElsewhere ? undefined : opts.metrics });
   app.register(v2, { registry: opts.registry, maxPageEntries: opts.maxPageEntries, push: opts.push, readOnly: opts.readOnly });
-  if (opts.archives) app.register(archives, { registry: opts.registry, archives: opts.archives.service, defaultRegistry: opts.archives.defaultRegistry, readOnly: opts.readOnly, audit: opts.audit });
+  if (opts.ui) {
+    const u = opts.ui;
+    app.register(ui, {
+      path: u.path,
+      sessions: u.sessions,
+      access: opts.access ?? (() => undefined),
+      secure: opts.https !== undefined,
+      version: u.version,
+      deletes: u.deletes && opts.readOnly === undefined,
+      readOnly: opts.readOnly,
+      logger: opts.logger,
+      archives: { registry: opts.registry, archives: u.archives, defaultRegistry: u.defaultRegistry, readOnly: opts.readOnly, audit: opts.audit },
+    });
+  }
   return app;
 }

@@ -226,7 +226,7 @@ describe('a download that cannot finish', () => {
     const layer = (JSON.parse(g.manifestBytes.toString()) as { layers: Array<{ digest: string }> }).layers[0]!.digest;
     const data = blobFile(root, layer);
     const bytes = await readFile(data);
-    bytes[bytes.length - 10] ^= 0xff;
+    bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
     await writeFile(data, bytes);
     const r = await request(`${a.url}/ui/api/archive?image=team/rot:1&format=oci`, { headers: { authorization: OPS } });
     expect(r.statusCode).toBe(200);

@@ -7,7 +7,7 @@ import { formatBytes, formatDuration, ProgressLine, rateAndEta } from '../format
 import { parseSize } from '../../config/units.js';
 import { MIN_VOLUME_SIZE, volumeSumsName } from '../../jobs/bundle-volumes.js';
 import { UsageError } from '../usage-error.js';
-import { airlockVersion } from '../version.js';
+import { airlockVersion } from '../../runtime/version.js';
 
 /** `airlock freeze`: the store (or the images named) as one bundle, for shipping offline. */
 export const freeze = defineCommand({

@@ -1,6 +1,6 @@
 import { configOption, defineCommand, noArguments } from '../command.js';
 import { UsageError } from '../usage-error.js';
-import { airlockVersion } from '../version.js';
+import { airlockVersion } from '../../runtime/version.js';
 
 /** `airlock inventory --out FILE`: what this store holds, for `freeze --have` on the connected side. */
 export const inventory = defineCommand({

@@ -1,7 +1,7 @@
 /**
  * Image archives over HTTP, for the console and scripts: a streamed download of images as one
- * archive `docker load` reads (`GET /ui/api/archive?image=…`), and an upload of an archive
- * (`POST /ui/api/archive`, the `airlock load` of a file). Under the registry's own rules: a
+ * archive `docker load` reads (`GET <ui.path>/api/archive?image=…`), and an upload of an archive
+ * (`POST <ui.path>/api/archive`, the `airlock load` of a file). Under the registry's own rules: a
  * download needs pull on each image's stored repository (and the allow and deny lists); an
  * upload needs push on every name the archive would write, and only names a push could create
  * (local: push.repositories), judged on the stored names before anything is published.
@@ -19,7 +19,8 @@ import { imageTarget } from '../../mirror/router.js';
 import { DeniedError, NameInvalidError, UnsupportedError } from '../../oci/errors.js';
 import { parseImageReference, type ManifestReference } from '../../oci/reference.js';
 
-export const ARCHIVE_PATH = '/ui/api/archive';
+/** Under the console's API prefix (plugins/ui.ts registers this plugin there). */
+export const ARCHIVE_ROUTE = '/archive';
 const MAX_IMAGES = 100;
 /**
  * What an upload must declare. Never a type a cross-site page may send without a CORS preflight
@@ -72,7 +73,7 @@ function queryList(request: FastifyRequest, key: string): string[] {
 }
 
 export const archives: FastifyPluginCallback<ArchivesOptions> = function archives(app, { registry, archives: service, readOnly, defaultRegistry, audit }, next) {
-  app.get(ARCHIVE_PATH, async (request, reply) => {
+  app.get(ARCHIVE_ROUTE, async (request, reply) => {
     request.endpoint = 'archive';
     await app.auth.identify(request, 'log in to download images', true);
     const wanted = queryList(request, 'image');
@@ -103,7 +104,7 @@ export const archives: FastifyPluginCallback<ArchivesOptions> = function archive
     return reply.send(body);
   });
 
-  app.post(ARCHIVE_PATH, async (request, reply) => {
+  app.post(ARCHIVE_ROUTE, async (request, reply) => {
     request.endpoint = 'archive';
     await app.auth.identify(request, 'log in to upload images', false);
     if (readOnly) throw new UnsupportedError(readOnly);

@@ -3,10 +3,12 @@
  * other plugins: decorates the instance with `auth` (the v2 gate, logins for the health routes)
  * and requests with what the gate found.
  */
+import { parse as parseCookies } from 'cookie';
 import type { FastifyRequest } from 'fastify';
 import type { AccessControl, Action } from '../../auth/access-control.js';
+import { csrfMatches, type Session, type Sessions } from '../../auth/sessions.js';
 import type { ImageSource, ResolvedName } from '../../mirror/image-source.js';
-import { DeniedError, NameInvalidError } from '../../oci/errors.js';
+import { DeniedError, NameInvalidError, UnauthorizedError } from '../../oci/errors.js';
 import { REGISTRY_HOST } from '../../oci/reference.js';
 import { originForm } from '../origin-form.js';
 import { parseV2Path, type V2Endpoint } from '../v2-path.js';
@@ -20,6 +22,8 @@ declare module 'fastify' {
     v2?: { ep: V2Endpoint; repository?: ResolvedName };
     /** What the request asked for, as far as the gate got (also when it refused): for the audit log. */
     asked?: { ep: V2Endpoint; repository?: ResolvedName };
+    /** The console session that logged the request in (identify), if a cookie did. */
+    session?: Session;
   }
   interface FastifyInstance {
     /** Logins and the v2 gate, from plugins/auth.ts. */
@@ -36,9 +40,15 @@ export interface Auth {
   mayPull(request: FastifyRequest, name: string): boolean;
   /** Whether the request's user may push to the stored repository `name`. */
   mayPush(request: FastifyRequest, name: string): boolean;
+  /** Whether the request's user may delete in the stored repository `name`. */
+  mayDelete(request: FastifyRequest, name: string): boolean;
+  /** Whether the request's user may run store-wide jobs (gc, verify, the prefetch list): delete on "**". */
+  mayAdminister(request: FastifyRequest): boolean;
   /**
-   * Logs the request in for a route outside v2 (sets request.user); without a login, throws the
-   * challenge with `message` unless `anonymousRead` and auth.anonymous allows reading.
+   * Logs the request in for a route outside v2 (sets request.user): HTTP Basic, or else the
+   * console's session cookie, whose changes (any method but GET and HEAD) must carry the
+   * session's CSRF token and come from this origin. Without a login, throws 401 with `message`
+   * unless `anonymousRead` and auth.anonymous allows reading.
    */
   identify(request: FastifyRequest, message: string, anonymousRead: boolean): Promise<void>;
   /**
@@ -54,6 +64,25 @@ export interface AuthOptions {
   registry: ImageSource;
   /** Logins and permissions (read per request); none: every client may do everything. */
   access?: () => AccessControl | undefined;
+  /** The console's sessions and the name of their cookie (ui.enabled). */
+  sessions?: { store: Sessions; cookie: string };
+}
+
+/** The header a console page sends its session's CSRF token in. */
+export const CSRF_HEADER = 'x-airlock-csrf';
+
+/**
+ * A change made with the session cookie must prove it comes from the console's own pages: the
+ * CSRF token (a cross-site page cannot read it), and an Origin, when sent, of this very host
+ * (SameSite does not tell one port of a host from another).
+ */
+function checkSameOrigin(request: FastifyRequest, session: Session): void {
+  const origin = request.headers.origin;
+  if (origin !== undefined && origin !== `${request.protocol}://${request.headers.host ?? ''}`) {
+    throw new DeniedError(`a change from another origin (${origin.slice(0, 200)}) is refused`);
+  }
+  const sent = request.headers[CSRF_HEADER];
+  if (!csrfMatches(session, typeof sent === 'string' ? sent : undefined)) throw new DeniedError(`a change needs the session's ${CSRF_HEADER} header (reload the console)`);
 }
 
 function actionOf(method: string): Action {
@@ -61,7 +90,7 @@ function actionOf(method: string): Action {
   return method === 'DELETE' ? 'delete' : 'push';
 }
 
-export const auth = unencapsulated<AuthOptions>(function auth(app, { registry, access: accessOption }, next) {
+export const auth = unencapsulated<AuthOptions>(function auth(app, { registry, access: accessOption, sessions }, next) {
   const currentAccess = accessOption ?? (() => undefined);
   const loggedIn = async (request: FastifyRequest): Promise<string | undefined> => {
     const access = currentAccess();
@@ -123,16 +152,36 @@ export const auth = unencapsulated<AuthOptions>(function auth(app, { registry, a
       const access = currentAccess();
       return !access || access.allowed(request.user, name, 'push');
     },
+    mayDelete: (request, name) => {
+      const access = currentAccess();
+      return !access || access.allowed(request.user, name, 'delete');
+    },
+    mayAdminister: (request) => {
+      const access = currentAccess();
+      return !access || access.administers(request.user);
+    },
     identify: async (request, message, anonymousRead) => {
       const access = currentAccess();
-      request.user = await loggedIn(request);
-      if (access && request.user === undefined && !(anonymousRead && access.anonymousRead)) throw access.challenge(message);
+      if (!access) return;
+      if (request.headers.authorization) request.user = await loggedIn(request);
+      else if (sessions) {
+        const id = parseCookies(request.headers.cookie ?? '')[sessions.cookie];
+        const session = sessions.store.get(id, (u) => access.stamp(u));
+        if (session) {
+          if (request.method !== 'GET' && request.method !== 'HEAD') checkSameOrigin(request, session);
+          request.user = session.user;
+          request.session = session;
+        }
+      }
+      // No WWW-Authenticate: a browser would answer a console page's 401 with its own login box.
+      if (request.user === undefined && !(anonymousRead && access.anonymousRead)) throw new UnauthorizedError(message);
     },
     v2Gate,
   };
   app.decorateRequest('user', undefined);
   app.decorateRequest('v2', undefined);
   app.decorateRequest('asked', undefined);
+  app.decorateRequest('session', undefined);
   app.decorate('auth', decorated);
   next();
 });

@@ -3,7 +3,6 @@
  * the floor of http.minBodyRate.
  */
 import { watchBodyRate, type BodyRateOptions } from '../body-rate.js';
-import { ARCHIVE_PATH } from './archives.js';
 import { unencapsulated } from './unencapsulated.js';
 
 export interface BodyParsingOptions {
@@ -11,22 +10,24 @@ export interface BodyParsingOptions {
   bodyLimit: number;
   /** The floor under request body rates (http.minBodyRate); absent: none. */
   bodyRate?: BodyRateOptions;
+  /** The console's archive upload (plugins/archives.ts), when served: a stream too. */
+  archivePath?: string;
 }
 
 /** Blob uploads and archive uploads (plugins/archives.ts): bodies of any size, kept as streams. */
-function isUploadUrl(url: string): boolean {
+function isUploadUrl(url: string, archivePath: string | undefined): boolean {
   const q = url.indexOf('?');
   const p = q < 0 ? url : url.slice(0, q);
-  return p.includes('/blobs/uploads') || p === ARCHIVE_PATH;
+  return p.includes('/blobs/uploads') || p === archivePath;
 }
 
-export const bodyParsing = unencapsulated<BodyParsingOptions>(function bodyParsing(app, { bodyLimit, bodyRate }, next) {
+export const bodyParsing = unencapsulated<BodyParsingOptions>(function bodyParsing(app, { bodyLimit, bodyRate, archivePath }, next) {
   // Bodies are bytes: a manifest must be stored exactly as sent, never parsed and re-serialized.
   // Blob uploads stay streams (handed to the upload as they arrive, any size); everything else
   // is read into memory up to bodyLimit (http.maxManifestSize).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (request, payload, done) => {
-    if (isUploadUrl(request.url)) {
+    if (isUploadUrl(request.url, archivePath)) {
       done(null, payload);
       return;
     }

@@ -11,7 +11,7 @@ declare module 'fastify' {
     /** hit / miss / stale …, set by handlers for the request log line. */
     cacheOutcome?: string;
     /** Which endpoint served the request, for the log line and metrics. */
-    endpoint?: V2Endpoint['kind'] | 'health' | 'archive';
+    endpoint?: V2Endpoint['kind'] | 'health' | 'archive' | 'ui';
   }
 }
 
