@@ -11,7 +11,6 @@
  *           blobs/<alg>/<hex>. An index is kept whole unless a platform is chosen.
  */
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,11 +18,12 @@ import { PassThrough, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { Logger } from '../logging/logger.js';
-import { createHasher, type Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/digest.js';
 import { blobDescriptors, formatPlatform, parseManifest, platformMatches, type ParsedManifest, type Platform } from '../oci/manifest.js';
 import type { ManifestReference } from '../oci/reference.js';
 import type { Store } from '../storage/store.js';
 import { BundleError } from './bundle-error.js';
+import { addEntry, addStoredBlob } from './tar-write.js';
 
 export interface SaveSelection {
   name: string;
@@ -238,55 +238,14 @@ export class ArchiveSaver {
       await Promise.race([addDirectory(pack, 'blobs/'), failed]);
       for (const alg of new Set(plan.blobs.map((b) => b.digest.algorithm))) await Promise.race([addDirectory(pack, `blobs/${alg}/`), failed]);
     }
-    for (const [name, body] of plan.meta) await Promise.race([addEntry(pack, name, body), failed]);
+    for (const [name, body] of plan.meta) await Promise.race([addEntry(pack, name, body, EPOCH), failed]);
     for (const b of plan.blobs) {
-      await this.#addBlob(pack, b.file, b.digest, b.size, failed, (n) => {
+      await addStoredBlob(pack, this.store.blobs, { name: b.file, digest: b.digest, size: b.size, mtime: EPOCH }, failed, (n) => {
         done += n;
         opts.onProgress?.(done, plan.bytes);
       });
     }
   }
-
-  /** Streams a stored blob into the tar, re-hashed; a corrupt blob stops the save. */
-  async #addBlob(pack: tar.Pack, name: string, d: Digest, size: number, failed: Promise<never>, progress: (n: number) => void): Promise<void> {
-    const stream = await this.store.blobs.open(d);
-    if (!stream) throw new BundleError(`blob ${d.toString()} disappeared from the store while saving`);
-    const hash = createHasher(d.algorithm);
-    let entryDone!: Promise<void>;
-    const entry = await new Promise<ReturnType<tar.Pack['entry']>>((ready) => {
-      entryDone = new Promise<void>((resolve, reject) => {
-        ready(pack.entry({ name, size, mode: 0o644, mtime: EPOCH }, (err) => (err ? reject(err) : resolve())));
-      });
-    });
-    entryDone.catch(() => undefined);
-    let n = 0;
-    try {
-      for await (const chunk of stream) {
-        const c = chunk as Buffer;
-        n += c.length;
-        if (n > size) break;
-        hash.update(c);
-        if (!entry.write(c)) await Promise.race([once(entry, 'drain'), failed]);
-        progress(c.length);
-      }
-    } finally {
-      stream.destroy();
-    }
-    const hex = hash.digest('hex');
-    if (n !== size || hex !== d.hex) {
-      entry.on('error', () => undefined);
-      entry.destroy(new Error('corrupt blob'));
-      throw new BundleError(`blob ${d.toString()} in the store is corrupt (${n !== size ? `${n} bytes, expected ${size}` : `content hashes to ${d.algorithm}:${hex}`}); run \`airlock verify --repair\` and prefetch it again`);
-    }
-    (entry as unknown as { end(): void }).end();
-    await Promise.race([entryDone, failed]);
-  }
-}
-
-async function addEntry(pack: tar.Pack, name: string, body: Buffer): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    pack.entry({ name, size: body.length, mode: 0o644, mtime: EPOCH }, body, (err) => (err ? reject(err) : resolve()));
-  });
 }
 
 async function addDirectory(pack: tar.Pack, name: string): Promise<void> {

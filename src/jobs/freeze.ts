@@ -7,7 +7,6 @@
  * stops the freeze and says to run `airlock verify`.
  */
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -23,7 +22,7 @@ import type { Store } from '../storage/store.js';
 import { BUNDLE_FORMAT, BUNDLE_JSON, BundleError, KIT_DIR, SUMS, SUMS_SIG, bundleId, imageName, type BundleManifest } from './bundle.js';
 import type { SiteHoldings } from './inventory.js';
 import { VolumeWriter } from './bundle-volumes.js';
-import { addEntry, addStreamEntry } from './tar-write.js';
+import { addEntry, addStoredBlob, addStreamEntry } from './tar-write.js';
 import { signBytes, type SigningKey } from './signature.js';
 
 export interface FreezeSelection {
@@ -88,8 +87,6 @@ class Plan {
 const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
 
 export class Freezer {
-  #failed: Promise<never> = new Promise<never>(() => undefined);
-
   constructor(private readonly store: Store, private readonly log: Logger) {}
 
   async run(opts: FreezeOptions): Promise<FreezeReport> {
@@ -125,7 +122,6 @@ export class Freezer {
     // A write error (disk full) must end the freeze, not leave it waiting for a drain.
     const failed = new Promise<never>((_, reject) => file.once('error', reject));
     failed.catch(() => undefined);
-    this.#failed = failed;
     const sums: string[] = [];
     let sumsDigest = '';
     let done = 0;
@@ -139,7 +135,7 @@ export class Freezer {
       }
       for (const b of blobs) {
         const name = layoutPath({ kind: 'blob', digest: b.digest });
-        const sha256 = await this.#addBlob(pack, name, b.digest, b.size, (n) => {
+        const sha256 = await addStoredBlob(pack, this.store.blobs, { name, digest: b.digest, size: b.size, mtime: new Date() }, failed, (n) => {
           done += n;
           opts.onProgress?.(done, total);
         });
@@ -176,42 +172,6 @@ export class Freezer {
     const report: FreezeReport = { out, ...(volumeFiles ? { volumes: volumeFiles } : {}), id: bundleId(json), images: header.images.length, imageNames: header.images.map(imageName), sums: sumsDigest, ...(opts.sign ? { signer: opts.sign.id } : {}), blobs: blobs.length, bytes: total, skippedBlobs: plan.blobs.size - blobs.length, links: links.length, warnings: plan.warnings, ms: Date.now() - started };
     this.log.info({ ...report, warnings: report.warnings.length }, 'bundle written');
     return report;
-  }
-
-  async #addBlob(pack: tar.Pack, name: string, d: Digest, size: number, progress: (n: number) => void): Promise<string> {
-    const stream = await this.store.blobs.open(d);
-    if (!stream) throw new BundleError(`blob ${d.toString()} disappeared from the store while freezing`);
-    const hash = createHasher(d.algorithm);
-    const sha256 = d.algorithm === 'sha256' ? undefined : createHasher('sha256');
-    let entryDone!: Promise<void>;
-    const entry = await new Promise<ReturnType<tar.Pack['entry']>>((ready) => {
-      entryDone = new Promise<void>((resolve, reject) => {
-        ready(pack.entry({ name, size, mode: 0o644, mtime: new Date() }, (err) => (err ? reject(err) : resolve())));
-      });
-    });
-    entryDone.catch(() => undefined);
-    let n = 0;
-    try {
-      for await (const chunk of stream) {
-        const c = chunk as Buffer;
-        n += c.length;
-        if (n > size) break;
-        hash.update(c);
-        sha256?.update(c);
-        if (!entry.write(c)) await Promise.race([once(entry, 'drain'), this.#failed]);
-        progress(c.length);
-      }
-    } finally {
-      stream.destroy();
-    }
-    const hex = hash.digest('hex');
-    if (n !== size || hex !== d.hex) {
-      entry.destroy(new Error('corrupt blob'));
-      throw new BundleError(`blob ${d.toString()} in the store is corrupt (${n !== size ? `${n} bytes, expected ${size}` : `content hashes to ${d.algorithm}:${hex}`}); run \`airlock verify --repair\` and prefetch it again`);
-    }
-    (entry as unknown as { end(): void }).end();
-    await Promise.race([entryDone, this.#failed]);
-    return sha256 ? sha256.digest('hex') : hex;
   }
 
   async #plan(images: FreezeSelection[] | undefined): Promise<Plan> {
