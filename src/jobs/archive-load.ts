@@ -14,7 +14,8 @@ import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import type { Logger } from '../logging/logger.js';
 import { Digest } from '../oci/digest.js';
-import { layoutPath, type LayoutFile } from '../storage/paths.js';
+import { layoutPath } from '../storage/paths.js';
+import { publishLinks, type LinkFile } from './publish-links.js';
 import type { Store } from '../storage/store.js';
 import { directoryEntries, entryName, linkTarget, MemoryBudget, readEntry, type ArchiveFile, type SourceEntry } from './archive-entries.js';
 import { ArchiveResolver, type BlobToPublish, type ResolvedArchive } from './archive-resolve.js';
@@ -45,8 +46,6 @@ export interface LoadReport {
   ms: number;
 }
 
-type LinkFile = Exclude<LayoutFile, { kind: 'blob' }>;
-const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
 
 /** NAME[:TAG] as --name gives it: the tag, when it has one. */
 function explicitTag(name: string): boolean {
@@ -223,25 +222,7 @@ export class ArchiveLoader {
       const d = Digest.parse(k);
       await publish(d, bytes.length, () => this.store.blobs.put(bytes, d.algorithm));
     }
-    const repositories = new Set([...links.values()].map((l) => l.file.name));
-    // Loaded names are the site's own from now on (marked before their links appear): no
-    // upstream may replace them, eviction keeps them.
-    for (const name of repositories) await this.store.local.mark(name);
-    let tagsAdded = 0;
-    let tagsMoved = 0;
-    let tagsUnchanged = 0;
-    const ordered = [...links.values()].sort((a, b) => LINK_ORDER[a.file.kind] - LINK_ORDER[b.file.kind]);
-    for (const { file, target } of ordered) {
-      if (file.kind === 'tag-current') {
-        const before = await this.store.links.resolveTag(file.name, file.tag).catch(() => undefined);
-        if (!before) tagsAdded++;
-        else if (before.equals(target)) tagsUnchanged++;
-        else tagsMoved++;
-        if (before?.equals(target)) continue;
-      }
-      await this.store.links.writeLayoutLink(file, target);
-    }
-    return { blobsAdded, bytesAdded, blobsPresent, manifests: manifests.size, tagsAdded, tagsMoved, tagsUnchanged, repositories: repositories.size };
+    return { blobsAdded, bytesAdded, blobsPresent, manifests: manifests.size, ...(await publishLinks(this.store, links.values())) };
   }
 }
 

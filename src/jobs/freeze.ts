@@ -17,7 +17,8 @@ import type { Logger } from '../logging/logger.js';
 import { createHasher, Digest } from '../oci/digest.js';
 import { blobDescriptors, formatPlatform, parseManifest, type Platform } from '../oci/manifest.js';
 import type { ManifestReference } from '../oci/reference.js';
-import { layoutPath, type LayoutFile } from '../storage/paths.js';
+import { layoutPath } from '../storage/paths.js';
+import { LINK_ORDER, type LinkFile } from './publish-links.js';
 import type { Store } from '../storage/store.js';
 import { BUNDLE_FORMAT, BUNDLE_JSON, BundleError, KIT_DIR, SUMS, SUMS_SIG, bundleId, imageName, type BundleManifest } from './bundle.js';
 import type { SiteHoldings } from './inventory.js';
@@ -70,7 +71,6 @@ export interface FreezeReport {
   ms: number;
 }
 
-type LinkFile = Exclude<LayoutFile, { kind: 'blob' }>;
 
 /** What goes into the bundle, gathered before a byte is written (links are small; blobs are listed, not read). */
 class Plan {
@@ -84,7 +84,6 @@ class Plan {
   }
 }
 
-const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
 
 export class Freezer {
   constructor(private readonly store: Store, private readonly log: Logger) {}

@@ -20,7 +20,8 @@ import type { Logger } from '../logging/logger.js';
 import { createHasher, Digest } from '../oci/digest.js';
 import { blobDescriptors, parseManifest } from '../oci/manifest.js';
 import type { StagedWrite } from '../storage/driver.js';
-import { parseLayoutPath, type LayoutFile } from '../storage/paths.js';
+import { parseLayoutPath } from '../storage/paths.js';
+import { publishLinks, type LinkFile } from './publish-links.js';
 import type { Store } from '../storage/store.js';
 import { BUNDLE_JSON, BundleError, KIT_DIR, MAX_BUNDLE_JSON, SUMS, SUMS_SIG, bundleId, imageName, parseBundleJson, type BundleManifest } from './bundle.js';
 import { parseSums, readAll } from './bundle-entries.js';
@@ -52,7 +53,6 @@ export interface ImportReport {
 }
 
 
-type LinkFile = Exclude<LayoutFile, { kind: 'blob' }>;
 
 interface StagedBlob {
   digest: Digest;
@@ -63,7 +63,6 @@ interface StagedBlob {
 
 const LINK_MAX = 256;
 const MAX_SUMS = 256 * 2 ** 20;
-const LINK_ORDER: Record<LinkFile['kind'], number> = { layer: 0, revision: 1, 'tag-index': 2, 'tag-current': 3 };
 
 export class Importer {
   constructor(private readonly store: Store, private readonly opts: { maxManifestSize: number; onProgress?(done: number, total: number): void; policy?: ImportPolicy; trust?: TrustedKeys }, private readonly log: Logger) {}
@@ -317,24 +316,6 @@ export class Importer {
       blobsAdded++;
       bytesAdded += b.size;
     }
-    let tagsAdded = 0;
-    let tagsMoved = 0;
-    let tagsUnchanged = 0;
-    const repositories = new Set([...links.values()].map((l) => l.file.name));
-    // Imported names are the site's own from now on (marked before their links appear): no
-    // upstream may replace them, eviction keeps them.
-    for (const name of repositories) await this.store.local.mark(name);
-    const ordered = [...links.values()].sort((a, b) => LINK_ORDER[a.file.kind] - LINK_ORDER[b.file.kind]);
-    for (const { file, target } of ordered) {
-      if (file.kind === 'tag-current') {
-        const before = await this.store.links.resolveTag(file.name, file.tag).catch(() => undefined);
-        if (!before) tagsAdded++;
-        else if (before.equals(target)) tagsUnchanged++;
-        else tagsMoved++;
-        if (before?.equals(target)) continue;
-      }
-      await this.store.links.writeLayoutLink(file, target);
-    }
-    return { blobsAdded, bytesAdded, blobsPresent, tagsAdded, tagsMoved, tagsUnchanged, repositories: repositories.size };
+    return { blobsAdded, bytesAdded, blobsPresent, ...(await publishLinks(this.store, links.values())) };
   }
 }
