@@ -11,7 +11,9 @@ import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gunzipSync } from 'node:zlib';
 import { parseConfig } from '../../src/config/load.js';
+import { UI_ASSETS } from '../../src/http/plugins/ui.js';
 import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
 import { generateImage } from '../helpers/images.js';
 import { skopeoCopy } from '../helpers/skopeo.js';
@@ -143,6 +145,37 @@ describe('console logins', () => {
   });
 });
 
+describe('the console\'s files', () => {
+  it('serves index.html for every page route with its base, the hashed assets gzipped and immutable, and 404s for the rest', async () => {
+    const page = await request(`${a.url}/ui/repositories?q=x`);
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['cache-control']).toBe('no-cache');
+    expect(page.headers['content-security-policy']).toMatch(/script-src 'self'/);
+    const html = await page.body.text();
+    expect(html).toContain('<base href="/ui/">');
+    // No inline script or style: the CSP would refuse it.
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>|<style|style="/);
+    const script = /<script[^>]*src="([^"]+)"/.exec(html)?.[1];
+    expect(script).toMatch(/^\.?\/?assets\/app-[0-9a-f]+\.js$/);
+    const asset = await request(new URL(script!, `${a.url}/ui/`).toString(), { headers: { 'accept-encoding': 'gzip' } });
+    expect(asset.statusCode).toBe(200);
+    expect(asset.headers['content-encoding']).toBe('gzip');
+    expect(asset.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    const onDisk = await readFile(path.join(UI_ASSETS, 'assets', path.basename(script!)));
+    expect(gunzipSync(Buffer.from(await asset.body.arrayBuffer())).equals(onDisk)).toBe(true);
+    const again = await request(new URL(script!, `${a.url}/ui/`).toString(), { headers: { 'if-none-match': String(asset.headers.etag) } });
+    expect(again.statusCode).toBe(304);
+    await again.body.dump();
+    expect((await call(`${a.url}/ui/assets/nope.js`)).status).toBe(404);
+    expect((await call(`${a.url}/ui/api/nope`)).status).toBe(404);
+    const bare = await request(`${a.url}/ui`);
+    expect(bare.statusCode).toBe(308);
+    expect(bare.headers.location).toBe('/ui/');
+    await bare.body.dump();
+  });
+});
+
 describe('ui.path and ui.enabled', () => {
   it('serves the console under ui.path only, and not at all when disabled; a path inside /v2 is refused at start', async () => {
     const moved = await startAirlock(yml(['ui:\n  path: /console']));
@@ -151,6 +184,8 @@ describe('ui.path and ui.enabled', () => {
       expect((await call(`${moved.url}/ui/api/session`)).status).toBe(404);
       const { answer } = await login('admin', 'admin-pw', moved.url, '/console');
       expect(String(answer.headers['set-cookie'])).toMatch(/Path=\/console;/);
+      const page = await request(`${moved.url}/console/`);
+      expect(await page.body.text()).toContain('<base href="/console/">');
     } finally {
       await moved.stop();
     }
