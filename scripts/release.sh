@@ -57,6 +57,9 @@ kitname=${names#* }
 kit="$stage/$kitdir"
 mkdir -p "$kit/bin" "$kit/runtime" "$kit/systemd"
 mv "$stage/build" "$kit/dist"
+# The web console's files (plugins/ui.ts serves dist/ui beside the code).
+echo "release: building the console" >&2
+node scripts/build-ui.mjs --out "$kit/dist/ui" >&2 || die "building the console failed"
 
 echo "release: production dependencies" >&2
 cp package.json package-lock.json "$kit/"

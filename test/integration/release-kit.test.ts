@@ -200,6 +200,9 @@ describe('release kit', () => {
       expect(pull.code).toBe(0);
       expect(await sha256File(path.join(dir, 'manifest.json'))).toBe(image.manifestDigest);
       for (const b of image.blobs) expect(await sha256File(path.join(dir, b.digest.slice('sha256:'.length)))).toBe(b.digest);
+      // The console ships in the kit: its page and the script it names.
+      const page = `'${prefix}/runtime/node' -e "fetch('http://127.0.0.1:5000/ui/').then(r=>r.text()).then(t=>{const s=/src=\\"([^\\"]+)\\"/.exec(t)[1];return fetch(new URL(s,'http://127.0.0.1:5000/ui/'))}).then(r=>process.exit(r.ok?0:1),()=>process.exit(2))"`;
+      expect((await onSite(page)).code, out).toBe(0);
     } finally {
       serve.kill('SIGTERM');
       await new Promise((r) => serve.once('exit', r));
