@@ -9,12 +9,13 @@
  * is written. Reading: the volumes as one stream, each hashed and checked against its line as it
  * ends, naming a missing or corrupt volume.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { BundleError } from './bundle-error.js';
+import { OffThreadHash } from './hash-worker.js';
 
 export const MAX_VOLUMES = 1000;
 export const MIN_VOLUME_SIZE = 64 * 1024;
@@ -35,7 +36,7 @@ export class VolumeWriter extends Writable {
   readonly #temps: string[] = [];
   readonly #sums: string[] = [];
   #fh: FileHandle | undefined;
-  #hash = createHash('sha256');
+  readonly #hash = new OffThreadHash();
   #inVolume = 0;
 
   constructor(base: string, size: number) {
@@ -57,8 +58,7 @@ export class VolumeWriter extends Writable {
     await this.#fh.datasync();
     await this.#fh.close();
     this.#fh = undefined;
-    this.#sums.push(`${this.#hash.digest('hex')}  ${path.basename(volumeName(this.#base, this.#temps.length - 1))}`);
-    this.#hash = createHash('sha256');
+    this.#sums.push(`${await this.#hash.digest()}  ${path.basename(volumeName(this.#base, this.#temps.length - 1))}`);
     this.#inVolume = 0;
   }
 
@@ -74,8 +74,7 @@ export class VolumeWriter extends Writable {
       }
       const n = Math.min(chunk.length - at, this.#size - this.#inVolume);
       const part = chunk.subarray(at, at + n);
-      await this.#fh.write(part);
-      this.#hash.update(part);
+      await Promise.all([this.#fh.write(part), this.#hash.update(part)]);
       this.#inVolume += n;
       at += n;
     }
@@ -91,6 +90,7 @@ export class VolumeWriter extends Writable {
 
   /** Renames every volume into place and writes the checksum file; returns the volume paths. */
   async commit(): Promise<string[]> {
+    await this.#hash.close();
     const out: string[] = [];
     for (const [i, t] of this.#temps.entries()) {
       const final = volumeName(this.#base, i);
@@ -116,6 +116,7 @@ export class VolumeWriter extends Writable {
   }
 
   async abort(): Promise<void> {
+    await this.#hash.close();
     await this.#fh?.close().catch(() => undefined);
     this.#fh = undefined;
     await Promise.all(this.#temps.map((t) => rm(t, { force: true })));
@@ -179,6 +180,15 @@ export class VolumeReader {
   }
 
   async *#chunks(): AsyncGenerator<Buffer> {
+    const hash = new OffThreadHash();
+    try {
+      yield* this.#volumes(hash);
+    } finally {
+      await hash.close();
+    }
+  }
+
+  async *#volumes(hash: OffThreadHash): AsyncGenerator<Buffer> {
     for (let i = 0; ; i++) {
       const file = volumeName(this.base, i);
       const want = this.expected?.[i];
@@ -195,12 +205,11 @@ export class VolumeReader {
         throw new BundleError(`volume ${path.basename(file)} is missing${this.expected ? ` (${volumeSumsName(path.basename(this.base))} lists ${this.expected.length})` : ''}; nothing was imported`);
       }
       this.#current = file;
-      const hash = createHash('sha256');
       for await (const chunk of input) {
-        hash.update(chunk as Buffer);
+        await hash.update(chunk as Buffer);
         yield chunk as Buffer;
       }
-      const hex = hash.digest('hex');
+      const hex = await hash.digest();
       if (want && hex !== want.sha256) throw new BundleError(`volume ${path.basename(file)} is corrupt (its sha256 is ${hex}, ${path.basename(volumeSumsName(this.base))} says ${want.sha256}): re-burn it; nothing was imported`);
     }
   }
