@@ -20,6 +20,8 @@ import type { Store } from '../storage/store.js';
 import { Sessions } from '../auth/sessions.js';
 import { airlockVersion } from '../runtime/version.js';
 import { archiveService } from './archive-service.js';
+import type { ArchiveService } from '../http/plugins/archives.js';
+import { createConsoleService, type RunningConsole } from './console/console-service.js';
 import { openStore } from './store.js';
 import { ReadOnlyStoreError, readOnlyMessage, type ReadOnlyReason } from '../storage/read-only-driver.js';
 import { Fleet } from '../mirror/fleet.js';
@@ -93,7 +95,9 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
   const fleet = fleetConfig && peers
     ? new Fleet(store, peers, { advertise: fleetConfig.advertise, leaseTTL: fleetConfig.leaseTTL }, logger.child({ component: 'fleet' }))
     : undefined;
-  const registry: PullThrough = new PullThrough(store, router, registryOptions(config), logger, mirrorEvents(metrics, readOnly ? undefined : accessTimes, audit, () => evictions.soon()), fleet);
+  // The web console (ui.enabled): fed the mirror's pulls and evictions, created once the rest is.
+  let consoleService: RunningConsole | undefined;
+  const registry: PullThrough = new PullThrough(store, router, registryOptions(config), logger, mirrorEvents(metrics, readOnly ? undefined : accessTimes, audit, () => evictions.soon(), (name, digest) => consoleService?.served(name, digest)), fleet);
   registry.storeOnly = readOnly !== undefined;
   metrics.countFillsWith(() => registry.fillsInFlight);
   if (fleet) metrics.watchFleet(fleet.stats);
@@ -125,7 +129,10 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
         metrics.evictions.inc(images);
         metrics.evictedBytes.inc(bytes);
       },
-      audit ? (name, digest, bytes) => audit.record({ audit: 'remove', by: 'evict', kind: 'image', stored: name, digest, bytes }) : undefined,
+      async (name, digest, bytes) => {
+        consoleService?.evicted(name, digest, bytes);
+        await audit?.record({ audit: 'remove', by: 'evict', kind: 'image', stored: name, digest, bytes });
+      },
     );
     // maxSize is a ceiling: fills (and manifests) get their room from it before they commit.
     registry.space = evictor;
@@ -141,6 +148,13 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
   if (https) metrics.tlsCertExpires(https.notAfter);
   // Loaded here, not at the top: jobs that only need the registry skip the HTTP stack's modules.
   const { buildApp, addMetricsRoute, addReadinessRoute } = await import('../http/app.js');
+  if (config.ui.enabled) {
+    consoleService = createConsoleService({
+      config, store, registry, push, metrics, accessTimes, upstreams, audit, logger,
+      readOnly: readOnly !== undefined,
+      prefetch: (images) => prefetch(images),
+    });
+  }
   // Read-only, the upstreams are never asked: readiness is the store's alone.
   const readiness = readinessCheck(config.storage.root, readOnly ? new Map() : upstreams, readOnly);
   const app = buildApp({
@@ -156,7 +170,8 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
         sessions: new Sessions(config.ui.sessionIdle),
         version: airlockVersion(),
         deletes: config.storage.delete.enabled,
-        archives: archiveService(store, config, logger),
+        archives: consoleSees(archiveService(store, config, logger), () => consoleService),
+        service: consoleService,
         defaultRegistry: config.defaultUpstream,
       }
       : undefined,
@@ -184,6 +199,12 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
       });
   };
   const stops: Array<() => Promise<void>> = [];
+  if (consoleService && opts.serve) {
+    // Its first walk of the store runs in the background: start-up does not wait for it.
+    consoleService.start();
+    const started = consoleService;
+    stops.push(() => started.stop());
+  }
   return {
     app, store, registry, push, metrics, accessTimes, evictor, readOnly, metricsApp, fleetApp, fleet, upstreams, config, audit, prefetch,
     reopenLogs: async () => {
@@ -194,7 +215,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
       }
     },
     startSchedules: () => {
-      stops.push(...startSchedules({ config, store, push, accessTimes, eviction: evictions, metrics, prefetch: () => prefetch(), logger, readOnly: readOnly !== undefined }));
+      stops.push(...startSchedules({ config, store, push, accessTimes, eviction: evictions, metrics, prefetch: () => consoleService?.runPrefetch() ?? prefetch(), logger, readOnly: readOnly !== undefined }));
     },
     reload: (next?: Config) => reloader.reload(next),
     close: () => shutdown({ app, metricsApp, fleetApp, stops, afterClose: () => evictions.cancel(), accessTimes, registry, upstreams, peers, audit, store, logger }),
@@ -202,7 +223,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
 }
 
 /** What the mirror reports, to the metrics, the access times, eviction and the audit log. */
-function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes | undefined, audit: AuditLog | undefined, grew: () => void): MirrorEvents {
+function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes | undefined, audit: AuditLog | undefined, grew: () => void, served: (name: string, digest: string) => void): MirrorEvents {
   return {
     onManifest: (outcome) => metrics.cache.inc({ kind: 'manifest', outcome }),
     onBlob: (outcome) => metrics.cache.inc({ kind: 'blob', outcome }),
@@ -217,7 +238,10 @@ function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes | undefined, au
     },
     onDigestMismatch: () => metrics.digestMismatches.inc(),
     // Not recorded for a read-only store: they could never be written out.
-    onManifestServed: accessTimes ? (name, digest) => accessTimes.touch(name, digest.toString()) : undefined,
+    onManifestServed: (name, digest) => {
+      accessTimes?.touch(name, digest.toString());
+      served(name, digest.toString());
+    },
     onPolicyDenial: (upstream, mode) => metrics.policyDenials.inc({ upstream, mode }),
     onTagMoved: async (m) => {
       await audit?.record({ audit: 'tag-moved', stored: m.storeName, tag: m.tag, upstream: m.upstream, from: m.from.toString(), to: m.to.toString() });
@@ -238,4 +262,16 @@ function logReadOnly(logger: Logger, reason: ReadOnlyReason, config: Config): vo
     { root: reason.label, reason: reason.why, ...(ignored.length > 0 ? { ignored } : {}) },
     `serving the store read-only (${reason.why}): pulls only; pushes and deletes are refused and nothing is written to it`,
   );
+}
+
+/** Archives uploaded over HTTP are listed by the console at once, not at its next rescan. */
+function consoleSees(archives: ArchiveService, web: () => RunningConsole | undefined): ArchiveService {
+  return {
+    ...archives,
+    load: async (file, opts) => {
+      const r = await archives.load(file, opts);
+      for (const i of r.images) web()?.changed(i.name);
+      return r;
+    },
+  };
 }

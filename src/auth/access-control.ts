@@ -243,6 +243,13 @@ export class AccessControl {
     return this.#rules.some((r) => (r.users.has(user) || r.users.has('*')) && r.actions.has('delete') && r.everywhere);
   }
 
+  /** Whether any rule lets `user` delete somewhere (the console shows delete buttons then). */
+  deletesSomewhere(user: string | undefined): boolean {
+    if (user === undefined) return false;
+    if (!this.#rules) return true;
+    return this.#rules.some((r) => (r.users.has(user) || r.users.has('*')) && r.actions.has('delete'));
+  }
+
   /** Whether `user` (undefined: anonymous) may do `action` on repository `name`. */
   allowed(user: string | undefined, name: string, action: Action): boolean {
     if (user === undefined) return action === 'pull' && this.anonymousRead;

@@ -16,6 +16,7 @@ import { sendError } from './error-handler.js';
 import { noSchemaCompilers } from './no-schemas.js';
 import type { Sessions } from '../auth/sessions.js';
 import type { ArchiveService } from './plugins/archives.js';
+import type { ConsoleService } from './plugins/ui-api.js';
 import { audit } from './plugins/audit.js';
 import { auth } from './plugins/auth.js';
 import { bodyParsing } from './plugins/body-parsing.js';
@@ -62,6 +63,8 @@ export interface AppOptions {
     /** storage.delete.enabled */
     deletes: boolean;
     archives: ArchiveService;
+    /** The console's reads and actions (plugins/ui-api.ts). */
+    service?: ConsoleService;
     /** The default registry, for image names without one. */
     defaultRegistry: string;
   };
@@ -120,6 +123,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       deletes: u.deletes && opts.readOnly === undefined,
       readOnly: opts.readOnly,
       logger: opts.logger,
+      service: u.service,
       archives: { registry: opts.registry, archives: u.archives, defaultRegistry: u.defaultRegistry, readOnly: opts.readOnly, audit: opts.audit },
     });
   }

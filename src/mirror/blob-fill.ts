@@ -75,6 +75,8 @@ export class BlobFill extends EventEmitter {
   error: Error | undefined;
   /** Repositories to link the blob into when it is committed. */
   readonly repositories = new Set<string>();
+  /** When it began (epoch ms), for the console's list of fills. */
+  readonly startedAt = Date.now();
   /** Once done: false when there was no room under storage.maxSize (served, not stored). */
   stored: boolean | undefined;
   /** Resolves when the upstream answered with headers (size known), rejects if it failed first. */

@@ -26,6 +26,16 @@ export interface BlobServiceOptions {
   redirect?: boolean;
 }
 
+/** A fill in progress, as the console lists it. */
+export interface LiveFill {
+  repositories: string[];
+  digest: string;
+  size: number | undefined;
+  received: number;
+  startedAt: number;
+  upstream: string;
+}
+
 export class BlobService {
   readonly #fills = new Map<string, BlobFill>();
   /** Fills that found no room (storage.maxSize) while their staged copy still serves clients. */
@@ -57,6 +67,13 @@ export class BlobService {
   /** Digests being filled now (eviction leaves them alone). */
   fillingDigests(): Set<string> {
     return new Set([...this.#fills.values()].map((f) => f.digest.toString()));
+  }
+
+  /** Fills running now, with their bytes so far (the console). */
+  liveFills(): LiveFill[] {
+    return [...this.#fills].map(([key, f]) => ({
+      repositories: [...f.repositories], digest: f.digest.toString(), size: f.size, received: f.received, startedAt: f.startedAt, upstream: key.slice(0, key.indexOf(' ')),
+    }));
   }
 
   /** Digests being filled or read now. */

@@ -19,7 +19,7 @@ import type { PageRequest } from '../oci/pagination.js';
 import { parseRepositoryName, type ManifestReference } from '../oci/reference.js';
 import type { Store } from '../storage/store.js';
 import type { UpstreamClient } from '../upstream/client.js';
-import { BlobService } from './blob-service.js';
+import { BlobService, type LiveFill } from './blob-service.js';
 import { catalogPage } from './catalog.js';
 import type { StoreSpace } from './fill-room.js';
 import type { Fleet } from './fleet.js';
@@ -83,6 +83,11 @@ export class PullThrough implements ImageSource {
   /** Digests being filled now (eviction leaves them alone). */
   fillingDigests(): Set<string> {
     return this.#blobs.fillingDigests();
+  }
+
+  /** Fills running now, with their bytes so far (the console). */
+  liveFills(): LiveFill[] {
+    return this.#blobs.liveFills();
   }
 
   /** Digests being filled or read now. */

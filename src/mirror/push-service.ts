@@ -64,6 +64,8 @@ export class PushService {
   readonly #busy = new Map<string, Promise<unknown>>();
   /** Open sessions opened by this process: who owns each (user or client address) and its bytes. */
   readonly #sessions = new Map<string, { owner: string; size: number }>();
+  /** Told each repository whose manifests or tags a push or delete changed (the console's index). */
+  onChange?: (storeName: string) => void;
 
   constructor(
     private readonly store: Store,
@@ -298,6 +300,7 @@ export class PushService {
     // Pushed content makes the name local for good, whatever push.repositories later says.
     await this.store.local.mark(repo);
     const stored = await this.store.links.putManifest(repo, bytes, ref.kind === 'tag' ? ref.tag : undefined, ref.kind === 'digest' ? ref.digest.algorithm : 'sha256');
+    this.onChange?.(repo);
     return { digest: stored.digest, ...(m.subject ? { subject: m.subject.digest } : {}) };
   }
 
@@ -315,11 +318,13 @@ export class PushService {
       if (!(await this.store.links.resolveTag(storeName, ref.tag).catch(() => undefined))) throw new ManifestUnknownError(undefined, { detail: { name: storeName, tag: ref.tag } });
       await this.store.links.deleteTag(storeName, ref.tag);
       this.log.info({ name: storeName, tag: ref.tag }, 'tag deleted');
+      this.onChange?.(storeName);
       return;
     }
     if (!(await this.store.links.hasRevision(storeName, ref.digest))) throw new ManifestUnknownError(undefined, { detail: { name: storeName, digest: ref.digest.toString() } });
     const tags = await this.store.links.deleteManifest(storeName, ref.digest);
     this.log.info({ name: storeName, digest: ref.digest.toString(), tags }, 'manifest deleted');
+    this.onChange?.(storeName);
   }
 
   /** Unlinks a blob from a repository; gc reclaims the bytes once nothing uses them. */

@@ -15,6 +15,11 @@ export class Pins {
     if (!(await this.driver.stat(path))) await this.driver.writeFile(path, JSON.stringify({ name: repo, digest: d.toString() }));
   }
 
+  /** Lets eviction take the image again (the console's unpin). */
+  async unpin(repo: string, d: Digest): Promise<void> {
+    await this.driver.delete(p.pinPath(repo, d));
+  }
+
   /** Pinned images. */
   async list(): Promise<Array<{ name: string; digest: Digest }>> {
     const out: Array<{ name: string; digest: Digest }> = [];

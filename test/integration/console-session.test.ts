@@ -26,7 +26,7 @@ let archive: string;
 
 const yml = (extra: string[] = []) => [
   'listen: 127.0.0.1:0',
-  `storage:\n  root: ${path.join(work, 'store')}`,
+  `storage:\n  root: ${path.join(work, 'store')}\n  delete:\n    enabled: true`,
   'log:\n  level: warn',
   `audit:\n  file: ${path.join(work, 'audit.log')}`,
   `auth:\n  htpasswd: ${path.join(work, 'htpasswd')}\n  rules:\n    - users: ["admin"]\n      actions: [pull, push, delete]\n    - users: ["dev"]\n      repositories: ["team/**"]\n      actions: [pull, push]`,
@@ -91,6 +91,8 @@ describe('console logins', () => {
     const wrong = await login('admin', 'nope');
     expect(wrong.answer.status).toBe(401);
     expect(wrong.answer.headers['set-cookie']).toBeUndefined();
+    // No Basic challenge: the browser would answer it with its own login box over the form.
+    expect(wrong.answer.headers['www-authenticate']).toBeUndefined();
     const audit = await readFile(path.join(work, 'audit.log'), 'utf8');
     expect(audit).toMatch(/"audit":"login-failed".*"user":"admin"/);
     const form = await call(`${a.url}/ui/api/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'user=admin&password=admin-pw' });
@@ -102,12 +104,14 @@ describe('console logins', () => {
     const set = String(ok.answer.headers['set-cookie']);
     expect(set).toMatch(/^airlock_session=[\w-]{43}; Path=\/ui; HttpOnly; SameSite=Strict$/);
     const s = await call(`${a.url}/ui/api/session`, { headers: { cookie: ok.cookie } });
-    expect(s.json).toMatchObject({ user: 'admin', csrf: ok.csrf, canAdminister: true });
+    expect(s.json).toMatchObject({ user: 'admin', csrf: ok.csrf, canAdminister: true, canDelete: true });
     expect((await call(`${a.url}/ui/api/session`, { headers: { cookie: 'airlock_session=forged-value' } })).json.user).toBeNull();
   });
 
   it('a change with the cookie needs the CSRF token and this origin; the store is untouched when refused', async () => {
     const { cookie, csrf } = await login('dev', 'dev-pw');
+    // dev may push but not delete: the console shows no delete buttons.
+    expect((await call(`${a.url}/ui/api/session`, { headers: { cookie } })).json).toMatchObject({ user: 'dev', canDelete: false, canAdminister: false });
     const before = await snapshot(path.join(work, 'store'));
     const without = await uploadWith({ cookie });
     expect(without.status).toBe(403);

@@ -17,6 +17,7 @@ import type { Sessions } from '../../auth/sessions.js';
 import type { Logger } from '../../logging/logger.js';
 import { UnauthorizedError, UnsupportedError } from '../../oci/errors.js';
 import { archives, type ArchivesOptions } from './archives.js';
+import { uiApi, type ConsoleService } from './ui-api.js';
 
 /** The package's root, from src/http/plugins or dist/http/plugins alike. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -62,6 +63,8 @@ export interface UiOptions {
   deletes: boolean;
   readOnly?: string;
   archives?: ArchivesOptions;
+  /** The console's reads and actions (plugins/ui-api.ts); absent: only session, login and archives. */
+  service?: ConsoleService;
   logger: Logger;
   /** Where the built files are (tests); default dist/ui of the package. */
   assetsDir?: string;
@@ -136,7 +139,7 @@ export const ui: FastifyPluginCallback<UiOptions> = function ui(app, opts, next)
       authEnabled: access !== undefined,
       anonymousRead: access?.anonymousRead ?? true,
       csrf: request.session?.csrf ?? null,
-      canDelete: opts.deletes && (access === undefined || user !== null),
+      canDelete: opts.deletes && (access === undefined || access.deletesSomewhere(request.user)),
       canAdminister: app.auth.mayAdminister(request),
       readOnly: opts.readOnly !== undefined,
       version: opts.version,
@@ -154,7 +157,10 @@ export const ui: FastifyPluginCallback<UiOptions> = function ui(app, opts, next)
     const body = parseLogin(request.body);
     const header = `Basic ${Buffer.from(`${body.user}:${body.password}`).toString('base64')}`;
     // The registry's own check: the same throttling, the same failed-login audit line.
-    const user = await access.authenticate(header, request.ip);
+    // Its 401 asks for Basic credentials; a page's login must not raise the browser's own box.
+    const user = await access.authenticate(header, request.ip).catch((e: unknown) => {
+      throw e instanceof UnauthorizedError ? new UnauthorizedError(e.message) : e;
+    });
     const stamp = user === undefined ? undefined : access.stamp(user);
     if (user === undefined || stamp === undefined) throw new UnauthorizedError('wrong user name or password');
     const { id, session } = opts.sessions.create(user, stamp);
@@ -171,6 +177,7 @@ export const ui: FastifyPluginCallback<UiOptions> = function ui(app, opts, next)
   });
 
   if (opts.archives) app.register(archives, { ...opts.archives, prefix: `${base}/api` });
+  if (opts.service) app.register(uiApi, { service: opts.service, readOnly: opts.readOnly, prefix: `${base}/api` });
 
   // Every other page of the console is index.html: the front-end routes it.
   app.get(`${base}/*`, async (request, reply) => {
