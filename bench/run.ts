@@ -32,6 +32,7 @@ import { archiveCases } from './cases/archives.js';
 import { coldPullSmallCase } from './cases/cold-pull-small.js';
 import { coldPullUplinkCase } from './cases/cold-pull-uplink.js';
 import { coldPullCase } from './cases/cold-pull.js';
+import { consoleCase } from './cases/console.js';
 import { concurrentColdPullsCase } from './cases/concurrent-cold-pulls.js';
 import { fleetCase } from './cases/fleet.js';
 import { freezeCase } from './cases/freeze.js';
@@ -100,6 +101,9 @@ async function main(): Promise<void> {
     // The big layer's bytes, from the upstream's own store (the generated layout is gone by now).
     await pushCases(path.join(up.dir, 'root/docker/registry/v2/blobs/sha256', bigLayer.digest.slice(7, 9), bigLayer.digest.slice(7), 'data'), bigLayer.digest, bigLayer.size);
     await gcCase();
+
+    // ---- the web console: its API on 10,000 repositories, and what it costs the pull path -------
+    await consoleCase(up);
 
     // ---- offline shipping ----------------------------------------------------------------------
     const offlineImages = [{ repo: 'bench/big', tag: 'v1' }, { repo: 'bench/conc', tag: 'v1' }, { repo: 'bench/small', tag: 'v1' }, { repo: 'bench/multi', tag: 'v1' }];

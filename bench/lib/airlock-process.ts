@@ -28,11 +28,17 @@ export async function waitReady(url: string, ms: number, gone: () => boolean = (
   }
 }
 
+/**
+ * Log lines at info and up, parsed, instead of warn and up echoed: the tap gets every line
+ * (request lines carry `ms`, the server's time); lines at warn and up are still echoed.
+ */
+export type LogTap = (line: Record<string, unknown>) => void;
+
 /** `extra` gives more config lines for each attempt (the fleet's port is picked per attempt too). */
-export async function startAirlockProcess(entry: string, root: string, upstream?: TestUpstream, extra: () => Promise<string[]> = async () => []): Promise<Mirror> {
+export async function startAirlockProcess(entry: string, root: string, upstream?: TestUpstream, extra: () => Promise<string[]> = async () => [], tap?: LogTap): Promise<Mirror> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startAirlockOnce(entry, root, await freePort(), upstream, await extra());
+      return await startAirlockOnce(entry, root, await freePort(), upstream, await extra(), tap);
     } catch (e) {
       // Another program took the port between the check and the bind: try another one.
       if (attempt >= 3 || !(e instanceof PortTaken)) throw e;
@@ -42,12 +48,24 @@ export async function startAirlockProcess(entry: string, root: string, upstream?
 
 class PortTaken extends Error {}
 
-async function startAirlockOnce(entry: string, root: string, port: number, upstream: TestUpstream | undefined, extra: string[]): Promise<Mirror> {
+/** Hands a JSON log line to `tap`; true unless it is to be echoed too (not JSON, or warn and up). */
+function tapped(line: string, tap: LogTap): boolean {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return false;
+  }
+  tap(j);
+  return j.level === 'info' || j.level === 'debug' || j.level === 'trace';
+}
+
+async function startAirlockOnce(entry: string, root: string, port: number, upstream: TestUpstream | undefined, extra: string[], tap: LogTap | undefined): Promise<Mirror> {
   // Which build a log line or an error came from.
   const name = entry === airlockEntry ? 'airlock' : 'baseline airlock';
   const cfg = workPath(`airlock-${port}.yml`);
   // `extra` follows storage.root: its first lines may be more storage keys.
-  const lines = [`listen: "127.0.0.1:${port}"`, `storage:\n  root: ${root}`, ...extra, 'log:\n  level: warn'];
+  const lines = [`listen: "127.0.0.1:${port}"`, `storage:\n  root: ${root}`, ...extra, `log:\n  level: ${tap ? 'info' : 'warn'}`];
   if (upstream) lines.push(mirrorUpstreams(upstream));
   await writeFile(cfg, `${lines.join('\n')}\n`);
   // AIRLOCK_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles each airlock process.
@@ -56,7 +74,17 @@ async function startAirlockOnce(entry: string, root: string, port: number, upstr
   const extraEnv = Object.fromEntries((process.env.AIRLOCK_ENV ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const child = spawn(process.execPath, [...NODE_FLAGS, ...nodeArgs, entry, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...extraEnv } });
   // Its error log lines (level warn and up are all it writes) tell which side failed a case.
-  child.stdout.on('data', (b: Buffer) => process.stderr.write(b.toString().split('\n').filter(Boolean).map((l) => `${name} ${port}: ${l}\n`).join('')));
+  const echo = (lines: string[]) => process.stderr.write(lines.map((l) => `${name} ${port}: ${l}\n`).join(''));
+  if (tap) {
+    let partial = '';
+    child.stdout.on('data', (b: Buffer) => {
+      const lines = (partial + b.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      echo(lines.filter((l) => l && !tapped(l, tap)));
+    });
+  } else {
+    child.stdout.on('data', (b: Buffer) => echo(b.toString().split('\n').filter(Boolean)));
+  }
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => {
     stderr += b.toString();
