@@ -2,8 +2,9 @@
 # Installs the Debian packages the integration tests use, when any is missing: CNCF Distribution
 # (docker-registry), skopeo, openssl, containerd (ctr), podman, promtool (prometheus), a
 # single-node Ceph (monitor, OSD, RADOS Gateway and their tools, for a real S3 store) and Go with
-# the Go libraries the OCI conformance suite is built with. Quiet and quick when
-# everything is there. No service is started: the tests run their own, on private sockets/ports.
+# the Go libraries the OCI conformance suite is built with, and chromium (the web console's browser
+# tests). Quiet and quick when everything is there. No service is started: the tests run their
+# own, on private sockets/ports.
 set -euo pipefail
 
 need=()
@@ -19,6 +20,10 @@ command -v ceph-mon >/dev/null 2>&1 && command -v monmaptool >/dev/null 2>&1 || 
 command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
 command -v radosgw >/dev/null 2>&1 || need+=(radosgw)
 command -v ceph >/dev/null 2>&1 && command -v radosgw-admin >/dev/null 2>&1 || need+=(ceph-common)
+# The web console's browser tests and README screenshots drive Debian's chromium with
+# playwright-core (test/helpers/browser.ts), and need a font to render text with.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 # Go (1.19, golang-go) and the library packages ../shared/conformance/build.sh compiles the OCI
 # conformance suite with, offline (test/helpers/oci-conformance.ts); the same list as in build.sh.
 go_pkgs=(golang-go golang-github-google-uuid-dev golang-github-opencontainers-go-digest-dev

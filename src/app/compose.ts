@@ -232,7 +232,9 @@ function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes | undefined, au
       metrics.fills.inc({ outcome: outcome === 'failed' ? 'failed' : 'done' });
       if (outcome === 'not_stored') metrics.fillsNotStored.inc();
       if (outcome === 'done') {
+        // Kept current between the scans (schedules.ts) that set both exactly.
         metrics.storeBytes.inc(bytes);
+        metrics.storeBlobs.inc();
         grew();
       }
     },

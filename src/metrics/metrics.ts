@@ -70,7 +70,7 @@ export class Metrics {
     this.auditWriteErrors = new client.Counter({ name: 'airlock_audit_write_errors_total', help: 'Audit log writes that failed (the events are in the log as errors, not in audit.file)', registers: r });
     this.digestMismatches = new client.Counter({ name: 'airlock_digest_mismatches_total', help: 'Upstream content that did not match its digest (never stored)', registers: r });
     this.storeBytes = new client.Gauge({ name: 'airlock_store_bytes', help: 'Bytes of blobs in the store (at the last scan or change)', registers: r });
-    this.storeBlobs = new client.Gauge({ name: 'airlock_store_blobs', help: 'Blobs in the store (at the last scan)', registers: r });
+    this.storeBlobs = new client.Gauge({ name: 'airlock_store_blobs', help: 'Blobs in the store (at the last scan or change)', registers: r });
     new client.Gauge({ name: 'airlock_store_read_only', help: '1 when the store is served read-only (storage.readOnly, or a read-only root): pulls only', registers: r }).set(opts.storeReadOnly ? 1 : 0);
     this.evictions = new client.Counter({ name: 'airlock_evictions_total', help: 'Images evicted to stay under storage.maxSize', registers: r });
     this.evictedBytes = new client.Counter({ name: 'airlock_evicted_bytes_total', help: 'Bytes of blobs removed by eviction', registers: r });
