@@ -6,6 +6,7 @@
  * gc) changed. Manifests are immutable by digest: a rescan parses only the ones it has not seen.
  */
 import { parseManifest } from '../../oci/manifest.js';
+import { blobKey, DistinctBytes, keyOf, mediaTypeOf } from './blob-keys.js';
 import type { Repo, RepoPage, RepoQuery, MayPull } from '../../http/console-service.js';
 
 /** What the index reads of the store (store-source.ts adapts the real one). */
@@ -27,8 +28,14 @@ export interface ManifestSummary {
   kind: 'index' | 'image';
   /** Its own bytes. */
   size: number;
-  /** Config and layers: digest and size. */
-  blobs: Array<[string, number]>;
+  /** Its digest: the one string the index keeps for it (tags and repositories share it). */
+  digest: string;
+  /**
+   * Config and layers as plain numbers, [key1, key2, size] per blob, the keys 104 bits of the
+   * digest (blobKeys): one array of doubles the garbage collector never scans, not an array and
+   * a string per blob (a store of 100,000 blobs kept ~40 MB of heap; scavenges walked it all).
+   */
+  blobs: number[];
   /** An index's children. */
   children: string[];
   /** A referrer's subject (signatures, SBOMs): shown with it, not as an image of its own. */
@@ -47,10 +54,26 @@ export interface RepoEntry {
   lastPulled: number | null;
 }
 
-const UNREADABLE: ManifestSummary = { mediaType: 'application/octet-stream', kind: 'image', size: 0, blobs: [], children: [] };
+/**
+ * What the index keeps of a repository: its tags as [tag, digest, …] and its manifests as a plain
+ * array (a Map and a Set of a few entries each cost ~250 bytes apiece, times ten thousand).
+ */
+interface Kept extends Omit<RepoEntry, 'tags' | 'manifests'> {
+  tags: string[];
+  manifests: string[];
+  /**
+   * Pulls of each manifest not yet added to the counts (settle): a pull only bumps small integers
+   * here, with no string hashed (a digest arrives as a new string each time) and no Map written.
+   */
+  unsettled: number[];
+  unsettledTotal: number;
+}
+
+const NONE: string[] = [];
+const unreadable = (digest: string, size = 0): ManifestSummary => ({ mediaType: 'application/octet-stream', kind: 'image', size, digest, blobs: [], children: NONE });
 
 export class RepoIndex {
-  readonly #repos = new Map<string, RepoEntry>();
+  readonly #repos = new Map<string, Kept>();
   readonly #summaries = new Map<string, ManifestSummary>();
   readonly #pulls = new Map<string, Map<string, number>>();
   readonly #pullTotals = new Map<string, number>();
@@ -70,7 +93,11 @@ export class RepoIndex {
   }
 
   entry(name: string): RepoEntry | undefined {
-    return this.#repos.get(name);
+    const k = this.#repos.get(name);
+    if (!k) return undefined;
+    const tags = new Map<string, string>();
+    for (let i = 0; i + 1 < k.tags.length; i += 2) tags.set(k.tags[i]!, k.tags[i + 1]!);
+    return { name: k.name, kind: k.kind, upstream: k.upstream, tags, manifests: new Set(k.manifests), images: k.images, size: k.size, lastPulled: k.lastPulled };
   }
 
   summary(digest: string): ManifestSummary | undefined {
@@ -78,6 +105,7 @@ export class RepoIndex {
   }
 
   pulls(name: string, digest?: string): number {
+    this.#settle(this.#repos.get(name));
     if (digest === undefined) return this.#pullTotals.get(name) ?? 0;
     return this.#pulls.get(name)?.get(digest) ?? 0;
   }
@@ -104,13 +132,32 @@ export class RepoIndex {
 
   /** A manifest of `name` was served: a pull. A digest the index does not know yet refreshes the name. */
   served(name: string, digest: string, at = Date.now()): void {
+    const e = this.#repos.get(name);
+    const i = e ? e.manifests.indexOf(digest) : -1;
+    if (e && i >= 0) {
+      e.unsettled[i]!++;
+      e.unsettledTotal++;
+      if (at > (e.lastPulled ?? 0)) e.lastPulled = at;
+      return;
+    }
     const m = this.#pulls.get(name) ?? new Map<string, number>();
     m.set(digest, (m.get(digest) ?? 0) + 1);
     this.#pulls.set(name, m);
     this.#pullTotals.set(name, (this.#pullTotals.get(name) ?? 0) + 1);
-    const e = this.#repos.get(name);
-    if (e?.manifests.has(digest)) e.lastPulled = Math.max(e.lastPulled ?? 0, at);
-    else this.changed(name);
+    this.changed(name);
+  }
+
+  /** Adds an entry's pulls since the last call to the counts. */
+  #settle(e: Kept | undefined): void {
+    if (!e || e.unsettledTotal === 0) return;
+    const m = this.#pulls.get(e.name) ?? new Map<string, number>();
+    e.manifests.forEach((d, i) => {
+      if (e.unsettled[i]! > 0) m.set(d, (m.get(d) ?? 0) + e.unsettled[i]!);
+      e.unsettled[i] = 0;
+    });
+    this.#pulls.set(e.name, m);
+    this.#pullTotals.set(e.name, (this.#pullTotals.get(e.name) ?? 0) + e.unsettledTotal);
+    e.unsettledTotal = 0;
   }
 
   /** Something changed `name` (a push, delete, eviction, fill): refreshed soon, once per burst. */
@@ -172,42 +219,54 @@ export class RepoIndex {
     }
     for (const d of revisions) if (!this.#summaries.has(d)) this.#summaries.set(d, await this.#summarize(d));
     const prev = this.#repos.get(name);
+    this.#settle(prev);
     const { kind, upstream } = prev && !describe ? prev : await this.source.describe(name);
-    const manifests = new Set(revisions);
-    const entry: RepoEntry = { name, kind, upstream, tags: new Map(tags.filter(([, d]) => manifests.has(d))), manifests, images: 0, size: 0, lastPulled: null };
+    // The summaries' digest strings, so the entry holds no copies of its own.
+    const canon = (d: string) => this.#summaries.get(d)?.digest ?? d;
+    const manifests = new Set(revisions.map(canon));
+    const entry: Kept = { name: prev?.name ?? name, kind, upstream, tags: tags.filter(([, d]) => manifests.has(d)).flatMap(([t, d]) => [t, canon(d)]), manifests: [...manifests], unsettled: new Array<number>(manifests.size).fill(0), unsettledTotal: 0, images: 0, size: 0, lastPulled: null };
     const children = new Set<string>();
-    for (const d of manifests) for (const c of this.#summaries.get(d)?.children ?? []) children.add(c);
-    const bytes = new Map<string, number>();
+    for (const d of manifests) for (const c of this.#summaries.get(d)?.children ?? NONE) children.add(c);
+    const bytes = new DistinctBytes();
     for (const d of manifests) {
-      const s = this.#summaries.get(d) ?? UNREADABLE;
+      const s = this.#summaries.get(d) ?? unreadable(d);
       if (!children.has(d) && s.subject === undefined) entry.images++;
-      bytes.set(d, s.size);
-      for (const [b, n] of s.blobs) bytes.set(b, n);
+      bytes.add(...keyOf(d), s.size);
+      bytes.addAll(s.blobs);
       const at = this.source.lastPulled(name, d);
       if (at !== undefined && at > (entry.lastPulled ?? 0)) entry.lastPulled = at;
     }
-    for (const n of bytes.values()) entry.size += n;
+    entry.size = bytes.total();
     if (!this.#repos.has(name)) this.#byName = undefined;
     this.#repos.set(name, entry);
   }
 
   #drop(name: string): void {
+    this.#settle(this.#repos.get(name));
     if (this.#repos.delete(name)) this.#byName = undefined;
   }
 
   async #summarize(digest: string): Promise<ManifestSummary> {
     const bytes = await this.source.manifest(digest).catch(() => undefined);
-    if (!bytes) return UNREADABLE;
+    // A flat copy of the digest: the one the index keeps (not a slice of a file's text).
+    const own = Buffer.from(digest, 'latin1').toString('latin1');
+    if (!bytes) return unreadable(own);
     try {
       const m = parseManifest(bytes);
+      const all = m.config ? [m.config, ...m.layers] : m.layers;
+      // Sized once, doubles only (a pushed array keeps half again as much room).
+      const blobs = new Array<number>(all.length * 3).fill(0.5);
+      all.forEach((d, i) => {
+        [blobs[3 * i], blobs[3 * i + 1]] = blobKey(d.digest.hex);
+        blobs[3 * i + 2] = d.size;
+      });
       return {
-        mediaType: m.mediaType, kind: m.kind, size: bytes.byteLength,
-        blobs: [...(m.config ? [m.config] : []), ...m.layers].map((d) => [d.digest.toString(), d.size]),
-        children: m.manifests.map((d) => d.digest.toString()),
+        mediaType: mediaTypeOf(m.mediaType), kind: m.kind, size: bytes.byteLength, digest: own, blobs,
+        children: m.manifests.length > 0 ? m.manifests.map((d) => d.digest.toString()) : NONE,
         ...(m.subject ? { subject: m.subject.digest.toString() } : {}),
       };
     } catch {
-      return { ...UNREADABLE, size: bytes.byteLength };
+      return unreadable(own, bytes.byteLength);
     }
   }
 
@@ -215,22 +274,21 @@ export class RepoIndex {
   imageSize(digest: string): number {
     const s = this.#summaries.get(digest);
     if (!s) return 0;
-    const bytes = new Map<string, number>([[digest, s.size]]);
-    for (const [b, n] of s.blobs) bytes.set(b, n);
+    const bytes = new DistinctBytes();
+    bytes.add(...keyOf(digest), s.size);
+    bytes.addAll(s.blobs);
     for (const c of s.children) {
       const cs = this.#summaries.get(c);
       if (!cs) continue;
-      bytes.set(c, cs.size);
-      for (const [b, n] of cs.blobs) bytes.set(b, n);
+      bytes.add(...keyOf(c), cs.size);
+      bytes.addAll(cs.blobs);
     }
-    let total = 0;
-    for (const n of bytes.values()) total += n;
-    return total;
+    return bytes.total();
   }
 
-  repo(e: RepoEntry): Repo {
+  repo(e: Kept): Repo {
     return {
-      name: e.name, kind: e.kind, upstream: e.upstream, images: e.images, tags: e.tags.size, size: e.size,
+      name: e.name, kind: e.kind, upstream: e.upstream, images: e.images, tags: e.tags.length / 2, size: e.size,
       lastPulled: e.lastPulled, pulls: this.pulls(e.name), pinned: this.pinned(e.name),
     };
   }
@@ -242,7 +300,7 @@ export class RepoIndex {
   list(query: RepoQuery, may: MayPull): RepoPage {
     this.#byName ??= [...this.#repos.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((n) => [n, n.toLowerCase()]);
     const q = query.q?.toLowerCase();
-    const rows: RepoEntry[] = [];
+    const rows: Kept[] = [];
     for (const [name, lower] of this.#byName) {
       if (q && !lower.includes(q)) continue;
       const e = this.#repos.get(name);
@@ -253,7 +311,7 @@ export class RepoIndex {
       if (desc) rows.reverse();
     } else {
       const key = query.sort;
-      const value = (e: RepoEntry): number =>
+      const value = (e: Kept): number =>
         key === 'size' ? e.size : key === 'images' ? e.images : key === 'pulls' ? this.pulls(e.name) : (e.lastPulled ?? -1);
       const keyed = rows.map((e, rank) => ({ e, rank, v: value(e) }));
       // Stable on the name order for equal keys.

@@ -123,6 +123,37 @@ describe('console repository index', () => {
     expect(index.list(q(), all).total).toBe(0);
   });
 
+  it('keeps pulls across refreshes, a manifest gone and back, and a repository gone and back', async () => {
+    const s = new FakeStore();
+    const a = s.image([['l1', 5]]);
+    const b = s.image([['l2', 6]]);
+    s.put('library/y', a, 'v1');
+    s.put('library/y', b, 'v2');
+    const index = new RepoIndex(s, { debounceMs: 5 });
+    await index.scan();
+    // The digest arrives as a new string each time, as the registry hands it over.
+    for (let i = 0; i < 3; i++) index.served('library/y', `${a.slice(0, 10)}${a.slice(10)}`, 7000 + i);
+    index.served('library/y', b, 6000);
+    await index.refresh('library/y');
+    expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([3, 1, 4]);
+    expect(index.list(q(), all).items[0]).toMatchObject({ pulls: 4 });
+    // Hostile: b deleted, pulled once more (an unknown digest now), then stored again.
+    s.repos.get('library/y')!.revisions.delete(b);
+    s.repos.get('library/y')!.tags.delete('v2');
+    await index.refresh('library/y');
+    index.served('library/y', b, 8000);
+    index.served('library/y', a, 8001);
+    s.put('library/y', b, 'v2');
+    await index.refresh('library/y');
+    expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([4, 2, 6]);
+    s.repos.delete('library/y');
+    await index.scan();
+    expect(index.entry('library/y')).toBeUndefined();
+    s.put('library/y', a, 'v1');
+    await index.scan();
+    expect(index.pulls('library/y')).toBe(6);
+  });
+
   it('a rescan parses only manifests it has not seen', async () => {
     const s = new FakeStore();
     for (let i = 0; i < 20; i++) s.put(`r/${i}`, s.image([[`l${i}`, 1]]), 'v');
