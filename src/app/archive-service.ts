@@ -7,11 +7,10 @@ import type { Config } from '../config/schema.js';
 import type { ArchiveService } from '../http/plugins/archives.js';
 import { BundleError } from '../jobs/bundle-error.js';
 import type { Logger } from '../logging/logger.js';
-import { storedNameJudge, UpstreamPolicy } from '../mirror/policy.js';
-import { imageTarget, Router } from '../mirror/router.js';
 import { ManifestUnknownError } from '../oci/errors.js';
 import { parsePlatform } from '../oci/manifest.js';
 import { formatImageReference, parseImageReference } from '../oci/reference.js';
+import { loadNaming, offlineRouter } from './load-naming.js';
 import { FilesystemDriver } from '../storage/filesystem-driver.js';
 import type { Store } from '../storage/store.js';
 
@@ -28,7 +27,7 @@ export function archiveService(store: Store, config: Config, logger: Logger): Ar
   const log = logger.child({ component: 'archives' });
   // Names are routed as `airlock load` routes them; the plugin's authorize hook then judges each
   // stored name against the live registry (local, and the user's push right).
-  const router = new Router(new Map(Object.keys(config.upstreams).map((k) => [k, k])), config.defaultUpstream, config.push.repositories);
+  const router = offlineRouter(config);
   return {
     async save(images, opts) {
       let platform;
@@ -51,18 +50,12 @@ export function archiveService(store: Store, config: Config, logger: Logger): Ar
       }
     },
     async load(file, opts) {
-      const policy = UpstreamPolicy.fromConfig(config);
-      const route = (label: string) => {
-        const r = parseImageReference(label, config.defaultUpstream);
-        return { name: router.route(imageTarget(r, config.defaultUpstream)).storeName, tag: r.tag ?? 'latest' };
-      };
       const { ArchiveLoader } = await import('../jobs/archive-load.js');
       const loader = new ArchiveLoader(
         store,
         {
           maxManifestSize: config.http.maxManifestSize,
-          route,
-          policy: policy.empty ? undefined : { judge: storedNameJudge(policy, router), mode: policy.mode, force: false },
+          ...loadNaming(config, router, false),
           authorize: opts.authorize,
         },
         log,

@@ -16,11 +16,12 @@ import { Verifier } from '../jobs/verify.js';
 import { AuditLog } from '../logging/audit-log.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { storedNameJudge, UpstreamPolicy } from '../mirror/policy.js';
-import { imageTarget, Router } from '../mirror/router.js';
-import { parseImageReference, type ImageReference } from '../oci/reference.js';
+import { imageTarget } from '../mirror/router.js';
+import type { ImageReference } from '../oci/reference.js';
 import { AccessTimes } from '../storage/access-times.js';
 import { ReadOnlyStoreError, readOnlyMessage, type ReadOnlyReason } from '../storage/read-only-driver.js';
 import type { Store } from '../storage/store.js';
+import { loadNaming, offlineRouter } from './load-naming.js';
 import { openStore } from './store.js';
 
 export interface OfflineJobs {
@@ -61,7 +62,7 @@ export async function openOfflineJobs(configFile: string): Promise<OfflineJobs> 
   };
   const audit = config.audit.file === undefined ? undefined : await AuditLog.open(config.audit.file, logger);
   // Names are judged as a pull of them would be routed; no upstream is dialled.
-  const router = new Router(new Map(Object.keys(config.upstreams).map((k) => [k, k])), config.defaultUpstream, config.push.repositories);
+  const router = offlineRouter(config);
   return {
     config,
     logger,
@@ -86,13 +87,7 @@ export async function openOfflineJobs(configFile: string): Promise<OfflineJobs> 
     },
     loader: ({ force, onProgress }) => {
       writable('airlock load would write the images into it; load into a writable copy');
-      const policy = UpstreamPolicy.fromConfig(config);
-      const judged = policy.empty ? undefined : { judge: storedNameJudge(policy, router), mode: policy.mode, force };
-      const route = (label: string) => {
-        const r = parseImageReference(label, config.defaultUpstream);
-        return { name: router.route(imageTarget(r, config.defaultUpstream)).storeName, tag: r.tag ?? 'latest' };
-      };
-      return new ArchiveLoader(store, { maxManifestSize: config.http.maxManifestSize, route, policy: judged, onProgress }, logger);
+      return new ArchiveLoader(store, { maxManifestSize: config.http.maxManifestSize, ...loadNaming(config, router, force), onProgress }, logger);
     },
     saver: () => new ArchiveSaver(store, logger),
     collector: () => {
