@@ -15,7 +15,7 @@ import { open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { BundleError } from './bundle-error.js';
-import { OffThreadHash } from './hash-worker.js';
+import { BesideReadHash, OffThreadHash } from './hash-worker.js';
 
 export const MAX_VOLUMES = 1000;
 export const MIN_VOLUME_SIZE = 64 * 1024;
@@ -180,7 +180,7 @@ export class VolumeReader {
   }
 
   async *#chunks(): AsyncGenerator<Buffer> {
-    const hash = new OffThreadHash();
+    const hash = new BesideReadHash();
     try {
       yield* this.#volumes(hash);
     } finally {
@@ -188,7 +188,7 @@ export class VolumeReader {
     }
   }
 
-  async *#volumes(hash: OffThreadHash): AsyncGenerator<Buffer> {
+  async *#volumes(hash: BesideReadHash): AsyncGenerator<Buffer> {
     for (let i = 0; ; i++) {
       const file = volumeName(this.base, i);
       const want = this.expected?.[i];
@@ -205,12 +205,24 @@ export class VolumeReader {
         throw new BundleError(`volume ${path.basename(file)} is missing${this.expected ? ` (${volumeSumsName(path.basename(this.base))} lists ${this.expected.length})` : ''}; nothing was imported`);
       }
       this.#current = file;
+      // Without the checksum file there is nothing to check a volume against.
+      const digest = want ? hash.start(file, i) : undefined;
+      // Awaited only at the volume's end; a rejection before that must not go unhandled.
+      digest?.catch(() => undefined);
+      let read = 0;
       for await (const chunk of input) {
-        await hash.update(chunk as Buffer);
+        read += (chunk as Buffer).length;
+        hash.read(i, read);
         yield chunk as Buffer;
       }
-      const hex = await hash.digest();
-      if (want && hex !== want.sha256) throw new BundleError(`volume ${path.basename(file)} is corrupt (its sha256 is ${hex}, ${path.basename(volumeSumsName(this.base))} says ${want.sha256}): re-burn it; nothing was imported`);
+      if (!want || !digest) continue;
+      let hex: string;
+      try {
+        hex = await digest;
+      } catch (e) {
+        throw new BundleError(`cannot read volume ${path.basename(file)}: ${(e as Error).message}; nothing was imported`);
+      }
+      if (hex !== want.sha256) throw new BundleError(`volume ${path.basename(file)} is corrupt (its sha256 is ${hex}, ${path.basename(volumeSumsName(this.base))} says ${want.sha256}): re-burn it; nothing was imported`);
     }
   }
 }
