@@ -5,15 +5,16 @@
  * before manifest.json), so every file is staged before anything is resolved.
  *
  * Layer candidates of a classic archive that are not compressed are gzip-compressed on the way
- * in, deterministically (zlib level 6, Node's fixed gzip header: mtime 0, no name), so loading
- * the same archive twice gives the same digests.
+ * in, deterministically (adaptive-gzip.ts), so loading the same archive twice gives the same
+ * digests.
  */
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
+import { AdaptiveGzip } from './adaptive-gzip.js';
 import { createHasher, Digest } from '../oci/digest.js';
 import type { StagedWrite } from '../storage/driver.js';
 import type { Store } from '../storage/store.js';
@@ -157,7 +158,7 @@ export async function readEntry(store: Store, e: SourceEntry, budget: MemoryBudg
         if (staged) await staged.write(c);
       }
     };
-    if (gzip) await pipeline(source, createGzip({ level: 6 }), sink);
+    if (gzip) await pipeline(source, new AdaptiveGzip(6), sink);
     else await sink(source());
     if (size !== e.size) throw new BundleError(`entry ${name}: ${size} bytes, its header says ${e.size}`);
     const rawDigest = Digest.parse(`${algorithm}:${raw.digest('hex')}`);

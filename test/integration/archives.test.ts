@@ -70,7 +70,8 @@ beforeAll(async () => {
   cfg = path.join(work, 'mirror.yml');
   await writeFile(cfg, `storage:\n  root: ${root}\nlog:\n  level: warn\n`);
   img.app = await generateImage(path.join(work, 'g-app'), { layers: 2, layerSize: 200_000, format: 'oci' });
-  img.tool = await generateImage(path.join(work, 'g-tool'), { layers: 2, layerSize: 150_000, format: 'docker' });
+  // Layers past 1 MiB: loading gzips them as several members, which podman must read back.
+  img.tool = await generateImage(path.join(work, 'g-tool'), { layers: 2, layerSize: 2_500_000, format: 'docker' });
   img.multi = await generateIndex(path.join(work, 'g-multi'), { platforms: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }], layers: 1, layerSize: 100_000, format: 'oci' });
 }, 120_000);
 
