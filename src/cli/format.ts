@@ -65,8 +65,10 @@ export class ProgressLine {
 }
 
 /** "rate, ETA" from bytes done, bytes planned and the start time. */
-export function rateAndEta(done: number, planned: number, startedAt: number): string {
-  const secs = Math.max(0.001, (Date.now() - startedAt) / 1000);
+export function rateAndEta(done: number, planned: number, startedAt: number, now = Date.now()): string {
+  const secs = Math.max(0.001, (now - startedAt) / 1000);
+  // A first sample (a bundle's small header, a few ms in) gives a rate of KiB/s and an ETA of hours.
+  if (secs < 1 && done < planned / 20) return 'starting';
   const rate = done / secs;
   const eta = rate > 0 && planned > done ? ((planned - done) / rate) * 1000 : 0;
   return `${formatBytes(rate)}/s, ETA ${planned > done ? formatDuration(eta) : '-'}`;
