@@ -240,9 +240,10 @@ function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes | undefined, au
     },
     onDigestMismatch: () => metrics.digestMismatches.inc(),
     // Not recorded for a read-only store: they could never be written out.
-    onManifestServed: (name, digest) => {
-      accessTimes?.touch(name, digest.toString());
-      served(name, digest.toString());
+    onManifestServed: (name, digest, pull) => {
+      const d = digest.toString();
+      accessTimes?.touch(name, d);
+      if (pull) served(name, d);
     },
     onPolicyDenial: (upstream, mode) => metrics.policyDenials.inc({ upstream, mode }),
     onTagMoved: async (m) => {

@@ -135,7 +135,7 @@ export class Prefetcher {
     const platforms = new Set<string>();
     try {
       const route = await this.registry.resolve(img.target);
-      const top = await this.#limit(() => this.registry.getManifest(route, img.ref, MANIFEST_MEDIA_TYPES));
+      const top = await this.#limit(() => this.registry.getManifest(route, img.ref, MANIFEST_MEDIA_TYPES, { pull: false }));
       await this.#manifest(img, route, top.digest, top.bytes, top.mediaType, 0, counts, platforms);
       this.log.info({ image: img.label, digest: top.digest.toString(), newBlobs: counts.newBlobs, bytes: counts.bytes }, 'prefetched');
       return { image: img.label, digest: top.digest.toString(), platforms: [...platforms], ...counts, ms: Date.now() - started, outcome: 'ok' };
@@ -159,7 +159,7 @@ export class Prefetcher {
       if (children.length === 0) throw new Error(`the index has no manifest for ${filter?.map(formatPlatform).join(', ')}`);
       await Promise.all(
         children.map(async (c) => {
-          const child = await this.#limit(() => this.registry.getManifest(route, { kind: 'digest', digest: c.digest }, MANIFEST_MEDIA_TYPES));
+          const child = await this.#limit(() => this.registry.getManifest(route, { kind: 'digest', digest: c.digest }, MANIFEST_MEDIA_TYPES, { pull: false }));
           await this.#manifest(img, route, child.digest, child.bytes, child.mediaType, depth + 1, counts, platforms, c.platform);
         }),
       );

@@ -64,8 +64,11 @@ export interface ImageSource {
   resolve(target: Target, opts?: { create?: boolean }): Promise<ResolvedName>;
   /** Throws DENIED when the upstream's allow and deny lists refuse the repository (policy.ts). */
   admit(repository: ResolvedName): void;
-  /** Resolves a manifest for a client whose Accept headers named `accept`. */
-  getManifest(repository: ResolvedName, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse>;
+  /**
+   * Resolves a manifest for a client whose Accept headers named `accept`. `pull: false` (a HEAD,
+   * a prefetch) still counts as an access for eviction, but not as a pull in the console.
+   */
+  getManifest(repository: ResolvedName, ref: ManifestReference, accept: readonly string[], opts?: { pull?: boolean }): Promise<ManifestResponse>;
   /** A blob linked to the repository. `head` asks for size only, no download. */
   getBlob(repository: ResolvedName, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse>;
   listTags(repository: ResolvedName, page: PageRequest): Promise<Page>;

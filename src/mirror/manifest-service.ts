@@ -54,12 +54,12 @@ export class ManifestService {
   }
 
   /** Resolves a manifest for a client whose Accept headers named `accept`. */
-  async get(route: UpstreamRoute, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse> {
+  async get(route: UpstreamRoute, ref: ManifestReference, accept: readonly string[], opts?: { pull?: boolean }): Promise<ManifestResponse> {
     const m = await this.#manifest(route, ref);
     const chosen = await negotiateManifest(m, ref, accept, (d) => this.#manifest(route, { kind: 'digest', digest: d }).catch(() => undefined));
     const outcome = chosen.cache ?? 'hit';
     this.events.onManifest?.(outcome);
-    this.events.onManifestServed?.(route.storeName, chosen.digest);
+    this.events.onManifestServed?.(route.storeName, chosen.digest, opts?.pull !== false);
     return chosen;
   }
 

@@ -154,9 +154,9 @@ export class PullThrough implements ImageSource {
     throw new DeniedError(d.message, { detail: { name: route.storeName, ...(tag === undefined ? {} : { tag }), rule: fields.rule } });
   }
 
-  async getManifest(route: UpstreamRoute, ref: ManifestReference, accept: readonly string[]): Promise<ManifestResponse> {
+  async getManifest(route: UpstreamRoute, ref: ManifestReference, accept: readonly string[], opts?: { pull?: boolean }): Promise<ManifestResponse> {
     this.admit(route, ref.kind === 'tag' ? ref.tag : undefined);
-    return this.#manifests.get(this.#served(route), ref, accept);
+    return this.#manifests.get(this.#served(route), ref, accept, opts);
   }
 
   async getBlob(route: UpstreamRoute, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse> {

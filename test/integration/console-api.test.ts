@@ -190,9 +190,14 @@ describe('console API: what the pages show', () => {
     expect((await api('GET', '/repositories?sort=bogus', ADMIN)).status).toBe(400);
   });
 
-  it('pull counts and last pulled move with pulls', async () => {
+  it('pull counts and last pulled move with pulls, not with HEADs', async () => {
     const before = (await api('GET', '/repositories?q=library/app', ADMIN)).json.items[0];
     await new Promise((r) => setTimeout(r, 5));
+    // A client checking whether a tag moved (docker and containerd HEAD first): not a pull.
+    const head = await request(`${a.url}/v2/library/app/manifests/${img.app.manifestDigest}`, { method: 'HEAD', headers: { accept: ACCEPT, authorization: ADMIN } });
+    await head.body.dump();
+    expect(head.statusCode).toBe(200);
+    expect((await api('GET', '/repositories?q=library/app', ADMIN)).json.items[0].pulls).toBe(before.pulls);
     const r = await request(`${a.url}/v2/library/app/manifests/${img.app.manifestDigest}`, { headers: { accept: ACCEPT, authorization: ADMIN } });
     await r.body.dump();
     expect(r.statusCode).toBe(200);
@@ -335,6 +340,8 @@ describe('console API: actions', () => {
     expect(up.proxy.blobBytes()).toBeGreaterThan(30_000);
     // Prefetched images are pinned: the pages say so at once.
     expect((await api('GET', '/repository?name=library/pf', ADMIN)).json.tags).toEqual([expect.objectContaining({ tag: '1', digest: img.pf.manifestDigest, pinned: true })]);
+    // Warming the cache is not a client's pull.
+    expect((await api('GET', '/repositories?q=library/pf', ADMIN)).json.items[0]).toMatchObject({ name: 'library/pf', pulls: 0 });
     const after = await api('GET', '/prefetch', ADMIN);
     expect(after.json.entries[0]).toMatchObject({ outcome: 'ok', digest: img.pf.manifestDigest, error: null });
     expect(after.json.entries[0].lastRun).toBeGreaterThan(0);

@@ -13,7 +13,7 @@ import { etagMatches } from '../etag.js';
  */
 export async function getManifest(registry: ImageSource, repository: ResolvedName, reference: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const ref = lookupManifestReference(reference);
-  const m = await registry.getManifest(repository, ref, parseAccept(request.headers.accept));
+  const m = await registry.getManifest(repository, ref, parseAccept(request.headers.accept), { pull: request.method !== 'HEAD' });
   request.cacheOutcome = m.cache;
   const digest = m.digest.toString();
   const etag = `"${digest}"`;
