@@ -86,7 +86,13 @@ export class Importer {
     let total = 0;
 
     const extract = tar.extract();
-    input.on('error', (e) => extract.destroy(e));
+    // The input's own failure (a missing or corrupt volume) is the cause; the entry being read
+    // then fails only with "stream destroyed", which must not be what the operator is told.
+    let inputError: Error | undefined;
+    input.on('error', (e) => {
+      inputError = e;
+      extract.destroy(e);
+    });
     input.pipe(extract);
     try {
       try {
@@ -163,6 +169,7 @@ export class Importer {
           current = undefined;
         }
       } catch (e) {
+        if (inputError instanceof BundleError) throw inputError;
         if (e instanceof BundleError) throw e;
         const where = current ? `in entry ${current}` : previous ? `after entry ${previous}` : 'at its start';
         throw new BundleError(`${file} is truncated or damaged ${where}: ${(e as Error).message}`, { cause: e });
