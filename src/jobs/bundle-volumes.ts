@@ -180,15 +180,16 @@ export class VolumeReader {
   }
 
   async *#chunks(): AsyncGenerator<Buffer> {
-    const hash = new BesideReadHash();
+    // Without the checksum file there is nothing to check a volume against: no worker.
+    const hash = this.expected ? new BesideReadHash() : undefined;
     try {
       yield* this.#volumes(hash);
     } finally {
-      await hash.close();
+      await hash?.close();
     }
   }
 
-  async *#volumes(hash: BesideReadHash): AsyncGenerator<Buffer> {
+  async *#volumes(hash: BesideReadHash | undefined): AsyncGenerator<Buffer> {
     for (let i = 0; ; i++) {
       const file = volumeName(this.base, i);
       const want = this.expected?.[i];
@@ -205,14 +206,13 @@ export class VolumeReader {
         throw new BundleError(`volume ${path.basename(file)} is missing${this.expected ? ` (${volumeSumsName(path.basename(this.base))} lists ${this.expected.length})` : ''}; nothing was imported`);
       }
       this.#current = file;
-      // Without the checksum file there is nothing to check a volume against.
-      const digest = want ? hash.start(file, i) : undefined;
+      const digest = want ? hash?.start(file, i) : undefined;
       // Awaited only at the volume's end; a rejection before that must not go unhandled.
       digest?.catch(() => undefined);
       let read = 0;
       for await (const chunk of input) {
         read += (chunk as Buffer).length;
-        hash.read(i, read);
+        hash?.read(i, read);
         yield chunk as Buffer;
       }
       if (!want || !digest) continue;
