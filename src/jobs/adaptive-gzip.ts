@@ -1,7 +1,7 @@
 /**
  * A deterministic, parallel gzip that does not spend zlib's full effort on bytes that will not
- * shrink. zlib at any level crawls through incompressible data (about 50 MiB/s a core) to save
- * nothing, and a layer full of already-compressed files is common. The input is cut into fixed
+ * shrink. zlib at any level crawls through incompressible data to save nothing, and a layer full
+ * of already-compressed files is common (bench/PERFORMANCE.md, load). The input is cut into fixed
  * 1 MiB blocks, each written as its own gzip member (RFC 1952 §2.2; every gunzip, Go's included,
  * reads the concatenation as one stream, as it does pigz's and eStargz's), so blocks compress on
  * zlib's thread pool side by side. A sample of each block picks its level: stored when it barely

@@ -1,6 +1,6 @@
 /**
  * sha256 on another thread, for bytes hashed twice (a volume's checksum, and each blob's digest
- * inside it): on the main thread that halved a volume freeze's rate. OffThreadHash takes bytes
+ * inside it), so the second hash does not run on the main thread. OffThreadHash takes bytes
  * the writer already holds (copied to the worker; at most MAX_BACKLOG bytes wait there before
  * `update` asks the caller to wait); BesideReadHash reads the files itself.
  */
@@ -116,7 +116,7 @@ parentPort.on('message', ({ file, volume }) => {
  * The sha256 of files that are also being read, computed by a worker that reads them itself:
  * the reader only reports how far it got (no bytes cross threads), and the worker stays a few
  * MiB ahead of it, so a disc is read once and the two reads share the page cache. Handing every
- * chunk to a worker instead cost the import a third of its rate in copies.
+ * chunk to a worker instead cost more in copies than the hash (bench/PERFORMANCE.md, volumes).
  */
 export class BesideReadHash {
   readonly #shared = new SharedArrayBuffer(8);
