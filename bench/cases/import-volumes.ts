@@ -7,7 +7,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { entryFor } from '../lib/baseline.js';
 import { against } from '../lib/compare.js';
 import { MiB, airlockEntry, baselineRef } from '../lib/options.js';
-import { airlockCli, timed } from '../lib/shell.js';
+import { airlockCli, settle, timed } from '../lib/shell.js';
 import { nextId, workPath } from '../lib/work-dir.js';
 import type { KeptStore } from './prefetch.js';
 
@@ -26,6 +26,8 @@ export async function importVolumesCase(store: KeptStore, bytes: number): Promis
       await writeFile(cfg, `storage:\n  root: ${dest}\nlog:\n  level: warn\n`);
       const file = who === 'airlock' ? `${volumes}.000` : single;
       const entry = who === 'airlock' || !baselineRef ? airlockEntry : entryFor(who);
+      // The previous round's store is still being written back: each round starts from a clean disk.
+      await settle();
       return mb / (await timed(() => airlockCli(entry, ['import', '--config', cfg, file])));
     } finally {
       await rm(dest, { recursive: true, force: true });
