@@ -30,7 +30,7 @@ import { copySource, MAX_COPY } from './s3-copy.js';
 import { isNotFound, isPreconditionFailed } from './s3-errors.js';
 import { directoryInfo, listNames } from './s3-listing.js';
 import { readObjectStream } from './s3-object-stream.js';
-import { presignGet } from './s3-presign.js';
+import { presignGet, ReadUrls } from './s3-presign.js';
 import { readObject } from './s3-read-object.js';
 import { S3Reader } from './s3-reader.js';
 import { S3StagedWrite } from './s3-staged-write.js';
@@ -46,6 +46,7 @@ export class S3Driver implements StorageDriver, S3Bucket {
   readonly spool: FilesystemDriver;
   /** Connections for object bodies (readStream). */
   readonly #http = new UndiciAgent({ keepAliveTimeout: 30_000, connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 120_000 });
+  readonly #readUrls = new ReadUrls(this);
 
   constructor(readonly config: S3DriverConfig, spoolRoot: string) {
     this.client = createS3Client(config);
@@ -90,7 +91,7 @@ export class S3Driver implements StorageDriver, S3Bucket {
 
   /** Blob bodies: through undici, not the SDK (see s3-object-stream.ts). */
   readStream(logical: string, range?: { start: number; end: number }): Promise<Readable | undefined> {
-    return readObjectStream(this, this.#http, logical, range);
+    return readObjectStream(this, this.#readUrls, this.#http, logical, range);
   }
 
   async openReader(logical: string): Promise<PositionalReader | undefined> {

@@ -1,17 +1,18 @@
 import type { Readable } from 'node:stream';
 import { requestUrl, type Dispatcher } from '../runtime/undici.js';
 import type { S3Bucket } from './s3-bucket.js';
-import { presignGet } from './s3-presign.js';
+import type { ReadUrls } from './s3-presign.js';
 
 /**
  * Blob bodies are read with undici from a URL the SDK presigned (signing is local): the SDK's
  * own Node handler moved bytes markedly slower on the warm path.
  * See bench/PERFORMANCE.md#s3-blob-bodies-through-undici.
  */
-export async function readObjectStream(s3: S3Bucket, http: Dispatcher, logical: string, range?: { start: number; end: number }): Promise<Readable | undefined> {
+export async function readObjectStream(s3: S3Bucket, urls: ReadUrls, http: Dispatcher, logical: string, range?: { start: number; end: number }): Promise<Readable | undefined> {
   const key = s3.key(logical);
   for (let attempt = 0; ; attempt++) {
-    const url = await presignGet(s3, key, 600);
+    // A retry signs anew: the store may have refused a kept URL (a clock step, a rotated key).
+    const url = await urls.get(key, attempt > 0);
     let res: Dispatcher.ResponseData;
     try {
       res = await requestUrl(http, url, { headers: range ? { range: `bytes=${range.start}-${range.end}` } : {} });
@@ -27,7 +28,7 @@ export async function readObjectStream(s3: S3Bucket, http: Dispatcher, logical: 
     }
     const text = (await res.body.text().catch(() => '')).slice(0, 300);
     if (res.statusCode === 404 || res.statusCode === 416) return undefined;
-    if (res.statusCode >= 500 && attempt < 2) continue;
+    if ((res.statusCode >= 500 || (res.statusCode === 403 && attempt === 0)) && attempt < 2) continue;
     throw new Error(`the object store answered ${res.statusCode} to GET ${key}: ${text}`);
   }
 }
