@@ -15,6 +15,7 @@ import { radosgwClient, startRadosgw } from '../../test/helpers/radosgw.js';
 import type { TestUpstream } from '../../test/helpers/upstream.js';
 import { timedPull } from '../lib/clients.js';
 import { peerName } from '../lib/baseline.js';
+import { startBlobRelay } from '../lib/blob-relay.js';
 import { skipBaselineFailure } from '../lib/compare.js';
 import { fleetStarters, type Radosgw } from '../lib/fleet.js';
 import type { Who } from '../lib/mirrors.js';
@@ -52,6 +53,9 @@ export async function fleetCase(up: TestUpstream, ref: string, imageBytes: numbe
     const bytes: Record<Who, number[]> = { airlock: [], distribution: [] };
     // Where a warm round's time goes: CPU seconds of the replicas, and of the whole machine.
     const warmCpu: Record<Who, Array<{ replicas: number; machine: number }>> = { airlock: [], distribution: [] };
+    // The same warm round through bare Node relays in the replicas' place (bench/lib/blob-relay.ts).
+    const floor = { time: [] as number[], cpu: [] as number[] };
+    const rgw = gw;
     for (let i = 0; i < S.reps; i++) {
       const bucket = `bench-fleet-${i}`;
       await gw.createBucket(bucket);
@@ -72,6 +76,17 @@ export async function fleetCase(up: TestUpstream, ref: string, imageBytes: numbe
           const [r0, m0] = [await replicaCpu(), await machineCpuSeconds()];
           warm[who].push(await round());
           warmCpu[who].push({ replicas: (await replicaCpu()) - r0, machine: (await machineCpuSeconds()) - m0 });
+          if (who === 'airlock' && !redirect) {
+            const relays = await Promise.all(fleet.hosts.map((h) => startBlobRelay(h, rgw, bucket, 'airlock')));
+            try {
+              const relayCpu = async () => (await Promise.all(relays.map((r) => cpuSeconds(r.pid)))).reduce((n, c) => n + c.user + c.system, 0);
+              const c0 = await relayCpu();
+              floor.time.push(await timed(() => Promise.all(relays.flatMap((r) => Array.from({ length: FLEET_CLIENTS }, () => timedPull(r.host, ref))))));
+              floor.cpu.push((await relayCpu()) - c0);
+            } finally {
+              await Promise.all(relays.map((r) => r.stop()));
+            }
+          }
         } catch (e) {
           await new Promise((r) => setTimeout(r, 500)); // the replicas' last log lines
           baselineFailed(new Error(`${who === 'airlock' ? who : peerName(who)} fleet (${fleet.hosts.join(', ')}): ${(e as Error).message}\n${fleet.logs()}`, { cause: e }));
@@ -88,6 +103,13 @@ export async function fleetCase(up: TestUpstream, ref: string, imageBytes: numbe
       case: `fleet warm round (${label}): CPU seconds of the replicas / of the whole machine (median)`,
       value: `airlock ${cpuMedian('airlock', 'replicas')} / ${cpuMedian('airlock', 'machine')}, ${peerName('Distribution')} ${cpuMedian('distribution', 'replicas')} / ${cpuMedian('distribution', 'machine')}`,
     });
+    if (floor.time.length) {
+      const t = stats(floor.time).median;
+      extras.push({
+        case: `fleet warm round (${label}) through bare Node relays in the replicas' place (undici from the bucket piped to the client, nothing else; manifests forwarded to the replicas): s and CPU seconds of the relays (median)`,
+        value: `${t.toFixed(2)} s (${(t / stats(warm.distribution).median).toFixed(2)}× ${peerName('Distribution')}), ${stats(floor.cpu).median.toFixed(2)} CPU s`,
+      });
+    }
     if (!redirect) extras.push({ case: `fleet upstream bytes ÷ image (cold round, ${FLEET_REPLICAS} replicas × ${FLEET_CLIENTS} clients)`, value: `airlock ${stats(bytes.airlock).median.toFixed(2)}, ${peerName('Distribution')} ${stats(bytes.distribution).median.toFixed(2)}`, target: '≤ 1.05' });
   } finally {
     await gw?.stop();
