@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { stopChild } from './proc.js';
 import type { Radosgw } from './fleet.js';
+import { splitHost, startListening, type RelayProcess } from './relay.js';
 
 const require = createRequire(import.meta.url);
 
@@ -12,8 +11,8 @@ const require = createRequire(import.meta.url);
  * replica. No framework, no access checks, no store logic, no logging: what moving the bytes
  * from the bucket to the client costs Node by itself on this machine.
  */
-export async function startBlobRelay(replica: string, gw: Radosgw, bucket: string, prefix: string): Promise<{ host: string; pid: number | undefined; stop: () => Promise<void> }> {
-  const [rHost, rPort] = [replica.slice(0, replica.lastIndexOf(':')), Number(replica.slice(replica.lastIndexOf(':') + 1))];
+export function startBlobRelay(replica: string, gw: Radosgw, bucket: string, prefix: string): Promise<RelayProcess> {
+  const [rHost, rPort] = splitHost(replica);
   const script = `
     const http = require('node:http');
     const { Agent, request } = require(${JSON.stringify(require.resolve('undici'))});
@@ -53,10 +52,5 @@ export async function startBlobRelay(replica: string, gw: Radosgw, bucket: strin
       }
     });
     server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
-  const listening = await new Promise<number>((resolve, reject) => {
-    child.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
-    child.once('exit', (code) => reject(new Error(`the blob relay exited with ${code}`)));
-  });
-  return { host: `127.0.0.1:${listening}`, pid: child.pid, stop: () => stopChild(child) };
+  return startListening(script, 'the blob relay', { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
 }

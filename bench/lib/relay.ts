@@ -9,8 +9,8 @@ import { stopChild } from './proc.js';
  * (sha256) and writes it to a file (1 MiB writes behind, as airlock's fill does), still
  * without parsing HTTP.
  */
-export async function startRelay(target: string, storeDir?: string): Promise<{ host: string; pid: number | undefined; stop: () => Promise<void> }> {
-  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+export function startRelay(target: string, storeDir?: string): Promise<RelayProcess> {
+  const [host, port] = splitHost(target);
   const script = `
     const net = require('node:net');
     const { createHash } = require('node:crypto');
@@ -49,14 +49,28 @@ export async function startRelay(target: string, storeDir?: string): Promise<{ h
       });
     });
     server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return startListening(script, 'the relay');
+}
+
+/** A relay process: where it listens, its pid (for its CPU seconds), and how to stop it. */
+export interface RelayProcess {
+  host: string;
+  pid: number | undefined;
+  stop: () => Promise<void>;
+}
+
+/** `host:port` as its two parts. */
+export function splitHost(hostPort: string): [string, number] {
+  const colon = hostPort.lastIndexOf(':');
+  return [hostPort.slice(0, colon), Number(hostPort.slice(colon + 1))];
+}
+
+/** Runs `script` in its own Node process; the script prints the port it listens on, on 127.0.0.1. */
+export async function startListening(script: string, what: string, env: NodeJS.ProcessEnv = process.env): Promise<RelayProcess> {
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const listening = await new Promise<number>((resolve, reject) => {
     child.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
-    child.once('exit', (code) => reject(new Error(`the relay exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
   });
-  return {
-    host: `127.0.0.1:${listening}`,
-    pid: child.pid,
-    stop: () => stopChild(child),
-  };
+  return { host: `127.0.0.1:${listening}`, pid: child.pid, stop: () => stopChild(child) };
 }
