@@ -1,8 +1,8 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { AccessControl, readHtpasswd, typicalCost } from '../../../src/auth/access-control.js';
 import { createLogger } from '../../../src/logging/logger.js';
 import { parseContentRange } from '../../../src/http/routes/uploads.js';
@@ -10,8 +10,13 @@ import { parseContentRange } from '../../../src/http/routes/uploads.js';
 const log = createLogger({ level: 'silent' });
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 
+const dirs: string[] = [];
+afterAll(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
 async function htpasswd(text: string): Promise<string> {
-  const f = path.join(await mkdtemp(path.join(os.tmpdir(), 'airlock-htpasswd-')), 'htpasswd');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-htpasswd-'));
+  dirs.push(dir);
+  const f = path.join(dir, 'htpasswd');
   await writeFile(f, text);
   return f;
 }
