@@ -16,7 +16,8 @@
  *   npm run bench              full run (≈10–15 min on 2 cores)
  *   npm run bench -- --quick   small sizes and short loads (≈2 min)
  *   npm run bench -- --smoke   tiny sizes, one repetition: only checks that the script runs (tests)
- *   npm run bench -- --case TEXT   only the cases whose name contains TEXT
+ *   npm run bench -- --case TEXT   only the cases whose name contains TEXT; writes
+ *                                  bench/results/case.{json,md} (not committed) instead
  *   npm run bench -- --baseline REF   airlock built at git ref REF in the peer's place, in every
  *                                     case; writes bench/results/baseline.{json,md} instead
  *
