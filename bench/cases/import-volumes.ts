@@ -6,7 +6,7 @@
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { entryFor } from '../lib/baseline.js';
 import { against } from '../lib/compare.js';
-import { MiB, airlockEntry, baselineRef } from '../lib/options.js';
+import { MiB, S, airlockEntry, baselineRef, quick } from '../lib/options.js';
 import { airlockCli, settle, timed } from '../lib/shell.js';
 import { nextId, workPath } from '../lib/work-dir.js';
 import type { KeptStore } from './prefetch.js';
@@ -32,7 +32,9 @@ export async function importVolumesCase(store: KeptStore, bytes: number): Promis
     } finally {
       await rm(dest, { recursive: true, force: true });
     }
-  });
+    // Each round is a few seconds and this disk lands at one of two speeds on either side: five
+    // rounds a side, so the median is not decided by one of them (bench/PERFORMANCE.md).
+  }, quick || S.reps < 3 ? S.reps : 5);
   await rm(single, { force: true });
   for (let i = 0; i < 10; i++) await rm(`${volumes}.${String(i).padStart(3, '0')}`, { force: true });
   await rm(`${volumes}-volumes.sha256`, { force: true });

@@ -8,12 +8,15 @@ export async function both(name: string, unit: string, better: 'higher' | 'lower
   return against(name, undefined, unit, better, target, (who, rep) => fn(who === 'peer' ? 'distribution' : 'airlock', rep));
 }
 
-/** Runs a case S.reps times for airlock and its peer (Distribution unless `peer` names another tool), alternating who goes first. */
-export async function against(name: string, peer: string | undefined, unit: string, better: 'higher' | 'lower', target: string, fn: (who: 'airlock' | 'peer', rep: number) => Promise<number>): Promise<CaseResult | undefined> {
+/**
+ * Runs a case `reps` times (S.reps unless a case needs more) for airlock and its peer
+ * (Distribution unless `peer` names another tool), alternating who goes first.
+ */
+export async function against(name: string, peer: string | undefined, unit: string, better: 'higher' | 'lower', target: string, fn: (who: 'airlock' | 'peer', rep: number) => Promise<number>, reps = S.reps): Promise<CaseResult | undefined> {
   if (!selected(name)) return undefined;
   await settle();
   const runs: Record<'airlock' | 'peer', number[]> = { airlock: [], peer: [] };
-  for (let i = 0; i < S.reps; i++) {
+  for (let i = 0; i < reps; i++) {
     for (const who of i % 2 ? (['airlock', 'peer'] as const) : (['peer', 'airlock'] as const)) {
       try {
         runs[who].push(await fn(who, i));
