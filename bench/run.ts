@@ -13,7 +13,7 @@
  * Each case runs ≥3 times (cold stores for cold cases), alternating who goes first, and
  * reports min/median/max and airlock ÷ Distribution of the medians. It asserts nothing.
  *
- *   npm run bench              full run (≈10–15 min on 2 cores)
+ *   npm run bench              full run (≈15–20 min on 2 cores)
  *   npm run bench -- --quick   small sizes and short loads (≈2 min)
  *   npm run bench -- --smoke   tiny sizes, one repetition: only checks that the script runs (tests)
  *   npm run bench -- --case TEXT   only the cases whose name contains TEXT; writes
