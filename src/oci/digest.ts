@@ -13,6 +13,9 @@ const GRAMMAR = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 const HEX = /^[a-f0-9]+$/;
 
 export class Digest {
+  /** Built once: a warm manifest's Digest is a cached object, spelled out on every request. */
+  #text: string | undefined;
+
   private constructor(readonly algorithm: DigestAlgorithm, readonly hex: string) {}
 
   static parse(s: string): Digest {
@@ -43,7 +46,7 @@ export class Digest {
   }
 
   toString(): string {
-    return `${this.algorithm}:${this.hex}`;
+    return (this.#text ??= `${this.algorithm}:${this.hex}`);
   }
 
   toJSON(): string {

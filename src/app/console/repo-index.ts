@@ -67,6 +67,12 @@ interface Kept extends Omit<RepoEntry, 'tags' | 'manifests'> {
    */
   unsettled: number[];
   unsettledTotal: number;
+  /**
+   * The digest string the last pull came with, and its place in `manifests`: a warm image's
+   * Digest is a cached object whose string is the same one each time, found without comparing.
+   */
+  lastServed: string | undefined;
+  lastServedAt: number;
 }
 
 const NONE: string[] = [];
@@ -133,8 +139,10 @@ export class RepoIndex {
   /** A manifest of `name` was served: a pull. A digest the index does not know yet refreshes the name. */
   served(name: string, digest: string, at = Date.now()): void {
     const e = this.#repos.get(name);
-    const i = e ? e.manifests.indexOf(digest) : -1;
+    const i = e === undefined ? -1 : e.lastServed === digest ? e.lastServedAt : e.manifests.indexOf(digest);
     if (e && i >= 0) {
+      e.lastServed = digest;
+      e.lastServedAt = i;
       e.unsettled[i]!++;
       e.unsettledTotal++;
       if (at > (e.lastPulled ?? 0)) e.lastPulled = at;
@@ -224,7 +232,7 @@ export class RepoIndex {
     // The summaries' digest strings, so the entry holds no copies of its own.
     const canon = (d: string) => this.#summaries.get(d)?.digest ?? d;
     const manifests = new Set(revisions.map(canon));
-    const entry: Kept = { name: prev?.name ?? name, kind, upstream, tags: tags.filter(([, d]) => manifests.has(d)).flatMap(([t, d]) => [t, canon(d)]), manifests: [...manifests], unsettled: new Array<number>(manifests.size).fill(0), unsettledTotal: 0, images: 0, size: 0, lastPulled: null };
+    const entry: Kept = { name: prev?.name ?? name, kind, upstream, tags: tags.filter(([, d]) => manifests.has(d)).flatMap(([t, d]) => [t, canon(d)]), manifests: [...manifests], unsettled: new Array<number>(manifests.size).fill(0), unsettledTotal: 0, lastServed: undefined, lastServedAt: -1, images: 0, size: 0, lastPulled: null };
     const children = new Set<string>();
     for (const d of manifests) for (const c of this.#summaries.get(d)?.children ?? NONE) children.add(c);
     const bytes = new DistinctBytes();

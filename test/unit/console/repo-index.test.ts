@@ -136,7 +136,13 @@ describe('console repository index', () => {
     index.served('library/y', b, 6000);
     await index.refresh('library/y');
     expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([3, 1, 4]);
-    expect(index.list(q(), all).items[0]).toMatchObject({ pulls: 4 });
+    // Pulls alternating between the two, the same string objects each time, stay with their own digest.
+    for (const d of [a, a, b, a, b, b, b]) index.served('library/y', d, 7100);
+    expect([index.pulls('library/y', a), index.pulls('library/y', b)]).toEqual([6, 5]);
+    await index.refresh('library/y');
+    for (const d of [b, a]) index.served('library/y', d, 7200);
+    expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([7, 6, 13]);
+    expect(index.list(q(), all).items[0]).toMatchObject({ pulls: 13 });
     // Hostile: b deleted, pulled once more (an unknown digest now), then stored again.
     s.repos.get('library/y')!.revisions.delete(b);
     s.repos.get('library/y')!.tags.delete('v2');
@@ -145,13 +151,13 @@ describe('console repository index', () => {
     index.served('library/y', a, 8001);
     s.put('library/y', b, 'v2');
     await index.refresh('library/y');
-    expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([4, 2, 6]);
+    expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([8, 7, 15]);
     s.repos.delete('library/y');
     await index.scan();
     expect(index.entry('library/y')).toBeUndefined();
     s.put('library/y', a, 'v1');
     await index.scan();
-    expect(index.pulls('library/y')).toBe(6);
+    expect(index.pulls('library/y')).toBe(15);
   });
 
   it('a rescan parses only manifests it has not seen', async () => {
