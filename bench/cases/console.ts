@@ -53,7 +53,8 @@ export async function consoleCase(up: TestUpstream): Promise<void> {
 
   if (selected(timingName)) await apiTimings(store);
   if (selected(storeName, liveName)) await pullCost(store, storeName, liveName);
-  if (selected(noiseName)) await noise(store, noiseName);
+  // With --baseline every row is this build against that one: a row of this build twice would be labelled as the baseline's.
+  if (selected(noiseName) && !baselineRef) await noise(store, noiseName);
 }
 
 /** The index build and the API's server time, on a server that logs every request (info). */
