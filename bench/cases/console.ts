@@ -143,7 +143,7 @@ async function noise(store: ConsoleStore, name: string): Promise<void> {
     const servers = { airlock: a, peer: b };
     const urlPath = `/v2/${store.sample.name}/manifests/${store.sample.tag}`;
     for (const s of Object.values(servers)) await load(s, urlPath, 'GET');
-    await onOff(name, servers, (who) => load(servers[who], urlPath, 'GET'), 'a second server with ui.enabled false', { rate: '', cpu: '' });
+    await onOff(name, servers, (who) => load(servers[who], urlPath, 'GET'), { label: 'one', peer: 'a second server with ui.enabled false', rate: '', cpu: '' });
   } finally {
     await a.stop();
     await b.stop();
@@ -180,7 +180,7 @@ function startOff(root: string, up?: TestUpstream): Promise<Mirror> {
  * Also the server's CPU time per request, which other processes on the cores disturb far less
  * than they disturb a rate.
  */
-async function onOff(name: string, servers: Record<'airlock' | 'peer', Mirror>, fn: (who: 'airlock' | 'peer') => Promise<number>, peer = peerLabel(), targets = { rate: '≥ 0.97', cpu: '≤ 1.03' }): Promise<void> {
+async function onOff(name: string, servers: Record<'airlock' | 'peer', Mirror>, fn: (who: 'airlock' | 'peer') => Promise<number>, row: { label: string; peer: string | undefined; rate: string; cpu: string } = { label: 'ui on', peer: peerLabel(), rate: '≥ 0.97', cpu: '≤ 1.03' }): Promise<void> {
   if (!selected(name)) return;
   await settle();
   const runs: Record<'airlock' | 'peer', number[]> = { airlock: [], peer: [] };
@@ -196,10 +196,10 @@ async function onOff(name: string, servers: Record<'airlock' | 'peer', Mirror>, 
       cpu[who].push(((c1.user + c1.system - c0.user - c0.system) / (rate * secs)) * 1e6);
     }
   }
-  record(name, peer, 'req/s', 'higher', targets.rate, runs.airlock, runs.peer);
+  record(name, row.peer, 'req/s', 'higher', row.rate, runs.airlock, runs.peer);
   const a = stats(cpu.airlock).median;
   const p = stats(cpu.peer).median;
-  extras.push({ case: `${name.replace(/, \d+ connections$/, '')}: server CPU per request (µs, median of ${PAIRS})`, value: `${peer === peerLabel() ? 'ui on' : 'one'} ${a.toFixed(0)}, ${peer ?? `baseline ${baselineRef}`} ${p.toFixed(0)}: ${(a / p).toFixed(2)}`, target: targets.cpu });
+  extras.push({ case: `${name.replace(/, \d+ connections$/, '')}: server CPU per request (µs, median of ${PAIRS})`, value: `${row.label} ${a.toFixed(0)}, ${row.peer ?? `baseline ${baselineRef}`} ${p.toFixed(0)}: ${(a / p).toFixed(2)}`, target: row.cpu });
 }
 
 function peerLabel(): string | undefined {
