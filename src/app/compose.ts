@@ -87,7 +87,8 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
   const failedLogin: FailedLoginHook | undefined = audit
     ? (user, address, reason) => audit.record({ audit: 'login-failed', ...(user !== undefined ? { user: user.slice(0, 256) } : {}), address, reason })
     : undefined;
-  const accessTimes = new AccessTimes(store.driver);
+  // A read-only store's are kept in memory (the console shows them), never written.
+  const accessTimes = new AccessTimes(store.driver, { persist: !readOnly });
   await accessTimes.load();
   // A read-only store takes no leases: this replica serves what the bucket holds, on its own.
   const fleetConfig = opts.serve && !readOnly ? config.fleet : undefined;
@@ -97,7 +98,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
     : undefined;
   // The web console (ui.enabled): fed the mirror's pulls and evictions, created once the rest is.
   let consoleService: RunningConsole | undefined;
-  const registry: PullThrough = new PullThrough(store, router, registryOptions(config), logger, mirrorEvents(metrics, readOnly ? undefined : accessTimes, audit, () => evictions.soon(), (name, digest) => consoleService?.served(name, digest)), fleet);
+  const registry: PullThrough = new PullThrough(store, router, registryOptions(config), logger, mirrorEvents(metrics, accessTimes, audit, () => evictions.soon(), (name) => consoleService?.changed(name)), fleet);
   registry.storeOnly = readOnly !== undefined;
   metrics.countFillsWith(() => registry.fillsInFlight);
   if (fleet) metrics.watchFleet(fleet.stats);
@@ -223,7 +224,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
 }
 
 /** What the mirror reports, to the metrics, the access times, eviction and the audit log. */
-function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes | undefined, audit: AuditLog | undefined, grew: () => void, served: (name: string, digest: string) => void): MirrorEvents {
+function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes, audit: AuditLog | undefined, grew: () => void, stored: (name: string) => void): MirrorEvents {
   return {
     onManifest: (outcome) => metrics.cache.inc({ kind: 'manifest', outcome }),
     onBlob: (outcome) => metrics.cache.inc({ kind: 'blob', outcome }),
@@ -239,11 +240,10 @@ function mirrorEvents(metrics: Metrics, accessTimes: AccessTimes | undefined, au
       }
     },
     onDigestMismatch: () => metrics.digestMismatches.inc(),
-    // Not recorded for a read-only store: they could never be written out.
-    onManifestServed: (name, digest, pull) => {
-      const d = digest.toString();
-      accessTimes?.touch(name, d);
-      if (pull) served(name, d);
+    // The console reads pulls from these records too: with it on, a pull does no more work.
+    onManifestServed: (name, digest, pull, fetched) => {
+      accessTimes.touch(name, digest.toString(), Date.now(), pull);
+      if (fetched) stored(name);
     },
     onPolicyDenial: (upstream, mode) => metrics.policyDenials.inc({ upstream, mode }),
     onTagMoved: async (m) => {

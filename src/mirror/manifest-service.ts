@@ -59,7 +59,7 @@ export class ManifestService {
     const chosen = await negotiateManifest(m, ref, accept, (d) => this.#manifest(route, { kind: 'digest', digest: d }).catch(() => undefined));
     const outcome = chosen.cache ?? 'hit';
     this.events.onManifest?.(outcome);
-    this.events.onManifestServed?.(route.storeName, chosen.digest, opts?.pull !== false);
+    this.events.onManifestServed?.(route.storeName, chosen.digest, opts?.pull !== false, outcome === 'miss');
     return chosen;
   }
 

@@ -27,8 +27,11 @@ export interface MirrorEvents {
   /** `not_stored`: served to its clients, but there was no room under storage.maxSize. */
   onFill?(outcome: 'done' | 'failed' | 'not_stored', bytes: number, error?: Error): void;
   onDigestMismatch?(): void;
-  /** A manifest was served from (or into) the store: eviction's last-access record; `pull`: a client's GET. */
-  onManifestServed?(storeName: string, digest: Digest, pull: boolean): void;
+  /**
+   * A manifest was served from (or into) the store: eviction's last-access record; `pull`: a
+   * client's GET; `fetched`: it came from the upstream just now (the store gained it).
+   */
+  onManifestServed?(storeName: string, digest: Digest, pull: boolean, fetched: boolean): void;
   /** A request the allow and deny lists deny (enforce) or would deny (report). */
   onPolicyDenial?(upstream: string, mode: 'enforce' | 'report'): void;
   /** Revalidation found the tag on another manifest upstream; the new one is stored (audit). */

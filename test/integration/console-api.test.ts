@@ -390,6 +390,26 @@ describe('console API: deletes off', () => {
   });
 });
 
+describe('console API: another process writes the store', () => {
+  it('lists an image another airlock stored once it is first pulled here, not at the next rescan', async () => {
+    const root = path.join(work, 'store3');
+    const yml = (ui: boolean) => mirrorYml(ui ? [] : ['ui:\n  enabled: false']).replace(store(), root);
+    const b = await startAirlock(yml(true));
+    const c = await startAirlock(yml(false));
+    try {
+      await eventually(() => api('GET', '/repositories', ADMIN, undefined, b.url), (x) => x.json.total === 0);
+      // Pushed through the other process: b's index has no event for it (its rescan is 5 minutes away).
+      await skopeoCopy(img.tool.source, `docker://${c.host}/acme/other:1`, { destCreds: 'dev:dev-pw' });
+      await skopeoCopy(`docker://${b.host}/acme/other:1`, `dir:${path.join(work, 'pull-other')}`, { srcCreds: 'dev:dev-pw' });
+      const r = await eventually(() => api('GET', '/repositories?q=acme/other', ADMIN, undefined, b.url), (x) => x.json.total === 1, 3_000);
+      expect(r.json.items[0]).toMatchObject({ name: 'acme/other', kind: 'local', images: 1, pulls: 1 });
+    } finally {
+      await c.stop();
+      await b.stop();
+    }
+  });
+});
+
 describe('console API: evictions', () => {
   it('recent evictions, the audit log and a failing upstream, shown to those allowed to see them', async () => {
     const root = path.join(work, 'store3');

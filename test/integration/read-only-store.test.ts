@@ -182,6 +182,13 @@ describe('storage.readOnly: true', () => {
       expect(ready).toMatchObject({ status: 200, body: { ready: true, store: 'read-only' } });
       const metrics = await (await request(`${a.url}/metrics`)).body.text();
       expect(metrics).toMatch(/^airlock_store_read_only 1$/m);
+      // The console counts the pulls (kept in memory, never written) once its index has the name.
+      let listed: unknown;
+      for (let i = 0; i < 50 && listed === undefined; i++) {
+        listed = ((await json(`${a.url}/ui/api/repositories?q=local/app`)).body.items as unknown[])[0];
+        if (listed === undefined) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(listed).toMatchObject({ name: 'local/app', pulls: 1, lastPulled: expect.any(Number) });
     } finally {
       await a.stop();
     }

@@ -2,7 +2,7 @@
  * The web console's service (http/console-service.ts's ConsoleService), built from what
  * compose.ts has at hand. It keeps the repository index, the traffic timelines, the recent
  * evictions and the jobs' last results in memory; compose feeds it the mirror's events
- * (served, evicted) and runs the scheduled prefetch through runPrefetch() so results are kept.
+ * (manifests fetched, evictions) and runs the scheduled prefetch through runPrefetch() so results are kept.
  */
 import type { Config } from '../../config/schema.js';
 import type { ConsoleService, Eviction, Fill, MayPull, Overview } from '../../http/console-service.js';
@@ -49,9 +49,7 @@ export interface RunningConsole extends ConsoleService {
   /** Starts the background work: the first walk of the store, sampling, rescans. */
   start(): void;
   stop(): Promise<void>;
-  /** A manifest was served (MirrorEvents.onManifestServed): a pull. */
-  served(name: string, digest: string): void;
-  /** Something outside the mirror and the push path wrote to `name` (an archive uploaded): read it again soon. */
+  /** Something outside the push path wrote to `name` (a manifest fetched, an archive uploaded): read it again soon. */
   changed(name: string): void;
   /** Eviction removed an image (the Evictor's per-image callback). */
   evicted(name: string, digest: string, bytes: number): void;
@@ -110,6 +108,8 @@ export function createConsoleService(deps: ConsoleDeps): RunningConsole {
   const service: RunningConsole = {
     start: () => {
       push.onChange = (name) => index.changed(name);
+      // An image served for the first time may be one another process stored (a fleet replica, an import).
+      accessTimes.onNew = (name) => index.changed(name);
       upstreams.watch();
       void sample();
       void index.scan().catch((e: unknown) => log.warn({ err: e }, 'could not index the store for the console'));
@@ -120,10 +120,10 @@ export function createConsoleService(deps: ConsoleDeps): RunningConsole {
     },
     stop: async () => {
       for (const t of timers) clearInterval(t);
+      accessTimes.onNew = undefined;
       index.stop();
       await Promise.allSettled([jobs.settle(), prefetch.settle(), sampling]);
     },
-    served: (name, digest) => index.served(name, digest),
     changed: (name) => index.changed(name),
     evicted: (name, digest, bytes) => {
       evictions.unshift({ at: Date.now(), repository: name, digest, bytes });

@@ -1,13 +1,16 @@
 /**
  * The console's repository index: every stored repository with its tags, manifests, size and
  * pull figures, in memory, so the list answers in milliseconds for ten thousand names. Built by
- * a walk of the store in the background, kept current by events (pulls, fills, pushes, deletes,
- * evictions: refresh one name) and by a periodic rescan for what other processes (import, load,
- * gc) changed. Manifests are immutable by digest: a rescan parses only the ones it has not seen.
+ * a walk of the store in the background, kept current by events (manifests fetched, pushes,
+ * deletes, evictions: refresh one name) and by a periodic rescan for what other processes
+ * (import, load, gc) changed. Manifests are immutable by digest: a rescan parses only the ones it
+ * has not seen. Pulls are not events here: the access records (AccessTimes) count them, which
+ * the pull path writes anyway, and the index reads them when it answers.
  */
 import { parseManifest } from '../../oci/manifest.js';
 import { blobKey, DistinctBytes, keyOf, mediaTypeOf } from './blob-keys.js';
 import type { Repo, RepoPage, RepoQuery, MayPull } from '../../http/console-service.js';
+import type { Access } from '../../storage/access-times.js';
 
 /** What the index reads of the store (store-source.ts adapts the real one). */
 export interface IndexSource {
@@ -19,7 +22,8 @@ export interface IndexSource {
   manifest(digest: string): Promise<Buffer | undefined>;
   describe(repo: string): Promise<{ kind: 'local' | 'mirror'; upstream: string | null }>;
   pins(): Promise<Array<{ name: string; digest: string }>>;
-  lastPulled(repo: string, digest: string): number | undefined;
+  /** The access records of a repository's images: last served and pulls, by manifest digest. */
+  access(repo: string): ReadonlyMap<string, Readonly<Access>> | undefined;
 }
 
 /** What the index keeps of one manifest. */
@@ -51,7 +55,6 @@ export interface RepoEntry {
   /** Manifests no stored index of the repository names, referrers left out. */
   images: number;
   size: number;
-  lastPulled: number | null;
 }
 
 /**
@@ -61,18 +64,6 @@ export interface RepoEntry {
 interface Kept extends Omit<RepoEntry, 'tags' | 'manifests'> {
   tags: string[];
   manifests: string[];
-  /**
-   * Pulls of each manifest not yet added to the counts (settle): a pull only bumps small integers
-   * here, with no string hashed (a digest arrives as a new string each time) and no Map written.
-   */
-  unsettled: number[];
-  unsettledTotal: number;
-  /**
-   * The digest string the last pull came with, and its place in `manifests`: a warm image's
-   * Digest is a cached object whose string is the same one each time, found without comparing.
-   */
-  lastServed: string | undefined;
-  lastServedAt: number;
 }
 
 const NONE: string[] = [];
@@ -81,8 +72,6 @@ const unreadable = (digest: string, size = 0): ManifestSummary => ({ mediaType: 
 export class RepoIndex {
   readonly #repos = new Map<string, Kept>();
   readonly #summaries = new Map<string, ManifestSummary>();
-  readonly #pulls = new Map<string, Map<string, number>>();
-  readonly #pullTotals = new Map<string, number>();
   /** Names in order, kept until a name comes or goes: most lists need no sort of names at all. */
   #byName: Array<[name: string, lower: string]> | undefined;
   readonly #pins = new Map<string, Set<string>>();
@@ -103,17 +92,27 @@ export class RepoIndex {
     if (!k) return undefined;
     const tags = new Map<string, string>();
     for (let i = 0; i + 1 < k.tags.length; i += 2) tags.set(k.tags[i]!, k.tags[i + 1]!);
-    return { name: k.name, kind: k.kind, upstream: k.upstream, tags, manifests: new Set(k.manifests), images: k.images, size: k.size, lastPulled: k.lastPulled };
+    return { name: k.name, kind: k.kind, upstream: k.upstream, tags, manifests: new Set(k.manifests), images: k.images, size: k.size };
   }
 
   summary(digest: string): ManifestSummary | undefined {
     return this.#summaries.get(digest);
   }
 
+  /** Pulls of one image, or of every image the repository's records hold (since the start). */
   pulls(name: string, digest?: string): number {
-    this.#settle(this.#repos.get(name));
-    if (digest === undefined) return this.#pullTotals.get(name) ?? 0;
-    return this.#pulls.get(name)?.get(digest) ?? 0;
+    const a = this.source.access(name);
+    if (digest !== undefined) return a?.get(digest)?.pulls ?? 0;
+    let n = 0;
+    for (const r of a?.values() ?? []) n += r.pulls;
+    return n;
+  }
+
+  /** When an image of the repository was last served; null: never, as far as the records go. */
+  lastPulled(name: string): number | null {
+    let last: number | null = null;
+    for (const r of this.source.access(name)?.values() ?? []) if (r.at > (last ?? 0)) last = r.at;
+    return last;
   }
 
   pinned(name: string, digest?: string): boolean {
@@ -134,38 +133,6 @@ export class RepoIndex {
     const pins = await this.source.pins();
     this.#pins.clear();
     for (const p of pins) this.setPinned(p.name, p.digest, true);
-  }
-
-  /** A manifest of `name` was served: a pull. A digest the index does not know yet refreshes the name. */
-  served(name: string, digest: string, at = Date.now()): void {
-    const e = this.#repos.get(name);
-    const i = e === undefined ? -1 : e.lastServed === digest ? e.lastServedAt : e.manifests.indexOf(digest);
-    if (e && i >= 0) {
-      e.lastServed = digest;
-      e.lastServedAt = i;
-      e.unsettled[i]!++;
-      e.unsettledTotal++;
-      if (at > (e.lastPulled ?? 0)) e.lastPulled = at;
-      return;
-    }
-    const m = this.#pulls.get(name) ?? new Map<string, number>();
-    m.set(digest, (m.get(digest) ?? 0) + 1);
-    this.#pulls.set(name, m);
-    this.#pullTotals.set(name, (this.#pullTotals.get(name) ?? 0) + 1);
-    this.changed(name);
-  }
-
-  /** Adds an entry's pulls since the last call to the counts. */
-  #settle(e: Kept | undefined): void {
-    if (!e || e.unsettledTotal === 0) return;
-    const m = this.#pulls.get(e.name) ?? new Map<string, number>();
-    e.manifests.forEach((d, i) => {
-      if (e.unsettled[i]! > 0) m.set(d, (m.get(d) ?? 0) + e.unsettled[i]!);
-      e.unsettled[i] = 0;
-    });
-    this.#pulls.set(e.name, m);
-    this.#pullTotals.set(e.name, (this.#pullTotals.get(e.name) ?? 0) + e.unsettledTotal);
-    e.unsettledTotal = 0;
   }
 
   /** Something changed `name` (a push, delete, eviction, fill): refreshed soon, once per burst. */
@@ -227,12 +194,11 @@ export class RepoIndex {
     }
     for (const d of revisions) if (!this.#summaries.has(d)) this.#summaries.set(d, await this.#summarize(d));
     const prev = this.#repos.get(name);
-    this.#settle(prev);
     const { kind, upstream } = prev && !describe ? prev : await this.source.describe(name);
     // The summaries' digest strings, so the entry holds no copies of its own.
     const canon = (d: string) => this.#summaries.get(d)?.digest ?? d;
     const manifests = new Set(revisions.map(canon));
-    const entry: Kept = { name: prev?.name ?? name, kind, upstream, tags: tags.filter(([, d]) => manifests.has(d)).flatMap(([t, d]) => [t, canon(d)]), manifests: [...manifests], unsettled: new Array<number>(manifests.size).fill(0), unsettledTotal: 0, lastServed: undefined, lastServedAt: -1, images: 0, size: 0, lastPulled: null };
+    const entry: Kept = { name: prev?.name ?? name, kind, upstream, tags: tags.filter(([, d]) => manifests.has(d)).flatMap(([t, d]) => [t, canon(d)]), manifests: [...manifests], images: 0, size: 0 };
     const children = new Set<string>();
     for (const d of manifests) for (const c of this.#summaries.get(d)?.children ?? NONE) children.add(c);
     const bytes = new DistinctBytes();
@@ -241,8 +207,6 @@ export class RepoIndex {
       if (!children.has(d) && s.subject === undefined) entry.images++;
       bytes.add(...keyOf(d), s.size);
       bytes.addAll(s.blobs);
-      const at = this.source.lastPulled(name, d);
-      if (at !== undefined && at > (entry.lastPulled ?? 0)) entry.lastPulled = at;
     }
     entry.size = bytes.total();
     if (!this.#repos.has(name)) this.#byName = undefined;
@@ -250,7 +214,6 @@ export class RepoIndex {
   }
 
   #drop(name: string): void {
-    this.#settle(this.#repos.get(name));
     if (this.#repos.delete(name)) this.#byName = undefined;
   }
 
@@ -297,7 +260,7 @@ export class RepoIndex {
   repo(e: Kept): Repo {
     return {
       name: e.name, kind: e.kind, upstream: e.upstream, images: e.images, tags: e.tags.length / 2, size: e.size,
-      lastPulled: e.lastPulled, pulls: this.pulls(e.name), pinned: this.pinned(e.name),
+      lastPulled: this.lastPulled(e.name), pulls: this.pulls(e.name), pinned: this.pinned(e.name),
     };
   }
 
@@ -320,7 +283,7 @@ export class RepoIndex {
     } else {
       const key = query.sort;
       const value = (e: Kept): number =>
-        key === 'size' ? e.size : key === 'images' ? e.images : key === 'pulls' ? this.pulls(e.name) : (e.lastPulled ?? -1);
+        key === 'size' ? e.size : key === 'images' ? e.images : key === 'pulls' ? this.pulls(e.name) : (this.lastPulled(e.name) ?? -1);
       const keyed = rows.map((e, rank) => ({ e, rank, v: value(e) }));
       // Stable on the name order for equal keys.
       keyed.sort((a, b) => (a.v !== b.v ? (a.v < b.v ? -1 : 1) * (desc ? -1 : 1) : a.rank - b.rank));

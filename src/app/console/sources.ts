@@ -37,7 +37,7 @@ export function storeSource(store: Store, registry: PullThrough, accessTimes: Ac
       return { kind: mirrored ? 'mirror' : 'local', upstream: mirrored ? r.upstream!.name : null };
     },
     pins: async () => (await store.pins.list()).map((p) => ({ name: p.name, digest: p.digest.toString() })),
-    lastPulled: (repo, digest) => accessTimes.get(repo, digest),
+    access: (repo) => accessTimes.of(repo),
   };
 }
 

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { RepoIndex, type IndexSource } from '../../../src/app/console/repo-index.js';
+import { AccessTimes } from '../../../src/storage/access-times.js';
+import type { StorageDriver } from '../../../src/storage/driver.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -12,7 +14,8 @@ class FakeStore implements IndexSource {
   blobs = new Map<string, Buffer>();
   repos = new Map<string, { revisions: Set<string>; tags: Map<string, string> }>();
   pinned: Array<{ name: string; digest: string }> = [];
-  times = new Map<string, number>();
+  /** The records the pull path writes (in memory only: nothing is flushed here). */
+  times = new AccessTimes({} as StorageDriver, { persist: false });
   reads = 0;
 
   image(layers: Array<[string, number]>, config: [string, number] = [`cfg-${layers.map((l) => l[0]).join()}`, 100]): string {
@@ -56,8 +59,8 @@ class FakeStore implements IndexSource {
   async pins() {
     return this.pinned;
   }
-  lastPulled(repo: string, digest: string) {
-    return this.times.get(`${repo}@${digest}`);
+  access(repo: string) {
+    return this.times.of(repo);
   }
 }
 
@@ -75,7 +78,7 @@ describe('console repository index', () => {
     s.put('acme/app', child);
     s.put('acme/app', idx, 'v1');
     s.pinned.push({ name: 'acme/app', digest: idx });
-    s.times.set(`library/alpine@${b}`, 1234);
+    s.times.touch('library/alpine', b, 1234);
     const index = new RepoIndex(s);
     await index.scan();
     const page = index.list(q(), all);
@@ -103,61 +106,45 @@ describe('console repository index', () => {
     expect(index.list(q({ q: 'team0/svc00' }), mine).total).toBe(0);
   });
 
-  it('pulls count per digest; an unknown digest refreshes the repository; a rescan drops what vanished', async () => {
-    const s = new FakeStore();
-    const a = s.image([['l1', 5]]);
-    s.put('library/x', a, 'v1');
-    const index = new RepoIndex(s, { debounceMs: 5 });
-    await index.scan();
-    index.served('library/x', a, 5000);
-    index.served('library/x', a, 6000);
-    expect(index.list(q(), all).items[0]).toMatchObject({ pulls: 2, lastPulled: 6000 });
-    const b = s.image([['l9', 7]]);
-    s.put('library/x', b, 'v2');
-    index.served('library/x', b);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(index.entry('library/x')!.tags.get('v2')).toBe(b);
-    expect(index.pulls('library/x')).toBe(3);
-    s.repos.delete('library/x');
-    await index.scan();
-    expect(index.list(q(), all).total).toBe(0);
-  });
-
-  it('keeps pulls across refreshes, a manifest gone and back, and a repository gone and back', async () => {
+  it('reads pulls and last pulls from the access records; a rescan drops what vanished', async () => {
     const s = new FakeStore();
     const a = s.image([['l1', 5]]);
     const b = s.image([['l2', 6]]);
     s.put('library/y', a, 'v1');
     s.put('library/y', b, 'v2');
-    const index = new RepoIndex(s, { debounceMs: 5 });
+    const index = new RepoIndex(s);
     await index.scan();
-    // The digest arrives as a new string each time, as the registry hands it over.
-    for (let i = 0; i < 3; i++) index.served('library/y', `${a.slice(0, 10)}${a.slice(10)}`, 7000 + i);
-    index.served('library/y', b, 6000);
-    await index.refresh('library/y');
+    for (let i = 0; i < 3; i++) s.times.touch('library/y', a, 7000 + i, true);
+    s.times.touch('library/y', b, 6000, true);
+    // A HEAD (not a pull) moves the last access, not the count.
+    s.times.touch('library/y', b, 7500, false);
     expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([3, 1, 4]);
-    // Pulls alternating between the two, the same string objects each time, stay with their own digest.
-    for (const d of [a, a, b, a, b, b, b]) index.served('library/y', d, 7100);
-    expect([index.pulls('library/y', a), index.pulls('library/y', b)]).toEqual([6, 5]);
+    expect(index.list(q(), all).items[0]).toMatchObject({ pulls: 4, lastPulled: 7500 });
+    // Counts stay across refreshes and a rescan; a manifest deleted (its record forgotten) drops its pulls.
     await index.refresh('library/y');
-    for (const d of [b, a]) index.served('library/y', d, 7200);
-    expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([7, 6, 13]);
-    expect(index.list(q(), all).items[0]).toMatchObject({ pulls: 13 });
-    // Hostile: b deleted, pulled once more (an unknown digest now), then stored again.
+    await index.scan();
+    expect(index.pulls('library/y')).toBe(4);
     s.repos.get('library/y')!.revisions.delete(b);
     s.repos.get('library/y')!.tags.delete('v2');
+    s.times.forget('library/y', b);
     await index.refresh('library/y');
-    index.served('library/y', b, 8000);
-    index.served('library/y', a, 8001);
-    s.put('library/y', b, 'v2');
-    await index.refresh('library/y');
-    expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([8, 7, 15]);
+    expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([3, 0, 3]);
+    expect(index.list(q(), all).items[0]).toMatchObject({ pulls: 3, lastPulled: 7002 });
     s.repos.delete('library/y');
     await index.scan();
-    expect(index.entry('library/y')).toBeUndefined();
-    s.put('library/y', a, 'v1');
+    expect(index.list(q(), all).total).toBe(0);
+  });
+
+  it('sorts by pulls and by last pull, never-pulled last in descending order', async () => {
+    const s = new FakeStore();
+    for (const n of ['a/one', 'a/two', 'a/three']) s.put(n, s.image([[n, 1]]), 'v');
+    const [one, two] = [s.repos.get('a/one')!, s.repos.get('a/two')!].map((r) => [...r.revisions][0]!);
+    const index = new RepoIndex(s);
     await index.scan();
-    expect(index.pulls('library/y')).toBe(15);
+    for (let i = 0; i < 5; i++) s.times.touch('a/one', one!, 100, true);
+    s.times.touch('a/two', two!, 900, true);
+    expect(index.list(q({ sort: 'pulls', order: 'desc' }), all).items.map((r) => [r.name, r.pulls])).toEqual([['a/one', 5], ['a/two', 1], ['a/three', 0]]);
+    expect(index.list(q({ sort: 'lastPulled', order: 'desc' }), all).items.map((r) => [r.name, r.lastPulled])).toEqual([['a/two', 900], ['a/one', 100], ['a/three', null]]);
   });
 
   it('a rescan parses only manifests it has not seen', async () => {
@@ -175,7 +162,10 @@ describe('console repository index', () => {
     for (let i = 0; i < 10_000; i++) {
       const layers: Array<[string, number]> = [];
       for (let j = 0; j < 9; j++) layers.push([`r${i}l${j}`, (i * 7 + j) % 100_000]);
-      s.put(`org${i % 50}/repo${i}`, s.image(layers), 'latest');
+      const d = s.image(layers);
+      s.put(`org${i % 50}/repo${i}`, d, 'latest');
+      // Pulled, most of them: the pulls and last-pull orders read a record per repository.
+      if (i % 10 !== 0) for (let k = 0; k < i % 4; k++) s.times.touch(`org${i % 50}/repo${i}`, d, 1000 + i, true);
     }
     const index = new RepoIndex(s, { concurrency: 32 });
     await index.scan();
