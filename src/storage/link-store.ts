@@ -31,11 +31,16 @@ export class LinkStore {
   async #readLink(path: string): Promise<Digest | undefined> {
     const hit = this.#links.get(path);
     if (hit instanceof Digest) return hit;
+    const d = await this.#readLinkFile(path);
+    if (d) this.#links.set(path, d);
+    return d;
+  }
+
+  async #readLinkFile(path: string): Promise<Digest | undefined> {
     const buf = await this.driver.readFile(path, LINK_MAX);
     if (!buf) return undefined;
     const d = Digest.tryParse(buf.toString('utf8').trim());
     if (!d) throw new CorruptStoreError(`link ${path} does not hold a digest`);
-    this.#links.set(path, d);
     return d;
   }
 
@@ -161,6 +166,14 @@ export class LinkStore {
 
   async resolveTag(repo: string, tag: string): Promise<Digest | undefined> {
     return this.#readLink(p.tagCurrentLinkPath(repo, tag));
+  }
+
+  /**
+   * resolveTag, read from the file and not remembered: for walks of every tag (the console's
+   * index), which would fill the cache with cold links and make each pull's lookup slower.
+   */
+  peekTag(repo: string, tag: string): Promise<Digest | undefined> {
+    return this.#readLinkFile(p.tagCurrentLinkPath(repo, tag));
   }
 
   /** Points `tag` at a manifest revision: index entry first, then current (as Distribution). */

@@ -20,7 +20,7 @@ export function storeSource(store: Store, registry: PullThrough, accessTimes: Ac
     tags: async (repo) => {
       const out: Array<[string, string]> = [];
       for (const tag of await store.links.tagDirectories(repo)) {
-        const d = await store.links.resolveTag(repo, tag).catch(() => undefined);
+        const d = await store.links.peekTag(repo, tag).catch(() => undefined);
         if (d) out.push([tag, d.toString()]);
       }
       return out;

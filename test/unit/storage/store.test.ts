@@ -78,6 +78,18 @@ describe('Store layout', () => {
     expect(await store.blobs.open(Digest.parse(`sha256:${'f'.repeat(64)}`))).toBeUndefined();
   });
 
+  it('peekTag reads the link as it is on disk now; resolveTag remembers it for a second', async () => {
+    const one = await store.links.putManifest('library/x', manifest(1), 'v1');
+    const two = await store.links.putManifest('library/x', manifest(2));
+    expect((await store.links.resolveTag('library/x', 'v1'))?.equals(one.digest)).toBe(true);
+    // Another process (registry:2 on the same directory) moves the tag.
+    await writeFile(path.join(root, 'docker/registry/v2/repositories/library/x/_manifests/tags/v1/current/link'), two.digest.toString());
+    expect((await store.links.peekTag('library/x', 'v1'))?.equals(two.digest)).toBe(true);
+    // The walk did not put the link in the cache, nor take the remembered one out.
+    expect((await store.links.resolveTag('library/x', 'v1'))?.equals(one.digest)).toBe(true);
+    expect(await store.links.peekTag('library/x', 'nope')).toBeUndefined();
+  });
+
   it('lists tags sorted, skipping a tag without current/link', async () => {
     for (const t of ['b', 'a', '10', '9', 'A_']) await store.links.putManifest('r', manifest(4), t);
     await mkdir(path.join(root, 'docker/registry/v2/repositories/r/_manifests/tags/half/index'), { recursive: true });
