@@ -9,7 +9,7 @@
  * is written. Reading: the volumes as one stream, each hashed and checked against its line as it
  * ends, naming a missing or corrupt volume.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -137,6 +137,7 @@ export function volumeBase(file: string): string | undefined {
 export class VolumeReader {
   readonly base: string;
   #current: string | undefined;
+  #index = -1;
   #absent: string | undefined;
 
   private constructor(base: string, private readonly expected: Array<{ file: string; sha256: string }> | undefined) {
@@ -206,6 +207,7 @@ export class VolumeReader {
         throw new BundleError(`volume ${path.basename(file)} is missing${this.expected ? ` (${volumeSumsName(path.basename(this.base))} lists ${this.expected.length})` : ''}; nothing was imported`);
       }
       this.#current = file;
+      this.#index = i;
       const digest = want ? hash?.start(file, i) : undefined;
       // Awaited only at the volume's end; a rejection before that must not go unhandled.
       digest?.catch(() => undefined);
@@ -222,7 +224,29 @@ export class VolumeReader {
       } catch (e) {
         throw new BundleError(`cannot read volume ${path.basename(file)}: ${(e as Error).message}; nothing was imported`);
       }
-      if (hex !== want.sha256) throw new BundleError(`volume ${path.basename(file)} is corrupt (its sha256 is ${hex}, ${path.basename(volumeSumsName(this.base))} says ${want.sha256}): re-burn it; nothing was imported`);
+      if (hex !== want.sha256) throw this.#corrupt(file, hex, want.sha256);
     }
+  }
+
+  /**
+   * After the bundle failed to parse partway through a volume: that volume read whole and checked
+   * against its line. A bad burn is then named as such ("re-burn it"), not as whatever the tar
+   * parser met first in its damaged bytes; undefined when the volume is as written.
+   */
+  async corruptCurrent(): Promise<BundleError | undefined> {
+    const want = this.expected?.[this.#index];
+    if (!want) return undefined;
+    const hash = createHash('sha256');
+    try {
+      for await (const c of createReadStream(want.file, { highWaterMark: 1 << 20 })) hash.update(c as Buffer);
+    } catch {
+      return undefined;
+    }
+    const hex = hash.digest('hex');
+    return hex === want.sha256 ? undefined : this.#corrupt(want.file, hex, want.sha256);
+  }
+
+  #corrupt(file: string, hex: string, want: string): BundleError {
+    return new BundleError(`volume ${path.basename(file)} is corrupt (its sha256 is ${hex}, ${path.basename(volumeSumsName(this.base))} says ${want}): re-burn it; nothing was imported`);
   }
 }

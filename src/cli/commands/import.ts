@@ -43,6 +43,8 @@ async function run(opts: { configFile: string; file?: string; force: boolean; tr
     r = await importer.run(opts.file, volumes?.stream());
   } catch (e) {
     if (volumes?.current && e instanceof BundleError && !/^volume /.test(e.message)) {
+      const burnt = await volumes.corruptCurrent();
+      if (burnt) throw burnt;
       const where = volumes.absent ? `after the last volume found, ${path.basename(volumes.current)}: is ${path.basename(volumes.absent)} missing?` : `reading volume ${path.basename(volumes.current)}`;
       throw new BundleError(`${e.message} (${where})`, { cause: e });
     }
