@@ -6,6 +6,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { createAirlock, type Airlock } from '../../src/app/compose.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { Writable } from 'node:stream';
+import { expect } from 'vitest';
 
 export interface RunningAirlock extends Airlock {
   url: string;
@@ -31,4 +32,14 @@ export async function startAirlock(yaml: string, opts: { baseDir?: string; env?:
   await airlock.app.listen({ host: '127.0.0.1', port: 0 });
   const port = (airlock.app.server.address() as { port: number }).port;
   return { ...airlock, url: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, port, logs, stop: () => airlock.close() };
+}
+
+/**
+ * Waits until no fill is in flight: a client has its last byte once the blob is verified, and
+ * the commit (after room is made for it) may follow a moment later.
+ */
+export async function fillsSettled(reg: Airlock): Promise<void> {
+  const until = Date.now() + 15_000;
+  while (reg.registry.fillsInFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  expect(reg.registry.fillsInFlight).toBe(0);
 }

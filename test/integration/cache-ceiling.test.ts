@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
+import { fillsSettled, startAirlock, type RunningAirlock } from '../helpers/airlock.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { pullToLayout } from '../helpers/skopeo.js';
 import { blobFile, exists } from '../helpers/store-files.js';
@@ -61,16 +61,6 @@ async function pull(reg: RunningAirlock, img: GeneratedImage, repo: string): Pro
   const p = await pullToLayout(`docker://${reg.host}/${repo}:v1`, path.join(work, `pull-${n++}`));
   expect(p.manifestDigest).toBe(img.manifestDigest);
   for (const b of img.blobs) expect(p.blobs).toContain(b.digest);
-}
-
-/**
- * Waits until no fill is in flight: a client has its last byte once the blob is verified, and
- * the commit (after room is made for it) may follow a moment later.
- */
-async function fillsSettled(reg: RunningAirlock): Promise<void> {
-  const until = Date.now() + 15_000;
-  while (reg.registry.fillsInFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  expect(reg.registry.fillsInFlight).toBe(0);
 }
 
 async function metric(reg: RunningAirlock, name: string): Promise<number> {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { CreateMultipartUploadCommand, GetObjectCommand, HeadBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
+import { fillsSettled, startAirlock, type RunningAirlock } from '../helpers/airlock.js';
 import { runAirlock, spawnServe, waitHealthy, type ServeProcess } from '../helpers/cli.js';
 import { startDistribution } from '../helpers/distribution.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
@@ -209,6 +209,8 @@ describe('the S3 driver', () => {
     const a = await mirror(bucket, 'r', ['  redirect: true']);
     try {
       await pullToLayout(`docker://${a.host}/library/multi:1.0`, path.join(work, `pull-${n++}`));
+      // The pull has its last byte before the commit to the bucket: until then the fill serves it.
+      await fillsSettled(a);
       const b = img.multi!.blobs[0]!;
       const r = await request(`${a.url}/v2/library/multi/blobs/${b.digest}`);
       await r.body.dump();
