@@ -11,8 +11,13 @@ import { ManifestUnknownError } from '../oci/errors.js';
 import { parsePlatform } from '../oci/manifest.js';
 import { formatImageReference, parseImageReference } from '../oci/reference.js';
 import { loadNaming, offlineRouter } from './load-naming.js';
+import { pushOptions } from './options.js';
 import { FilesystemDriver } from '../storage/filesystem-driver.js';
 import type { Store } from '../storage/store.js';
+
+/** `docker save | gzip` of real images unpacks to 1-4x; a decompression bomb to 1000x. */
+const UPLOAD_MAX_RATIO = 64;
+const UPLOAD_MAX_ENTRIES = 100_000;
 
 /** A save or load refusal as the API answers it: missing content 404, a bad archive or request 400. */
 function httpError(e: unknown, spool?: string): unknown {
@@ -57,6 +62,10 @@ export function archiveService(store: Store, config: Config, logger: Logger): Ar
           maxManifestSize: config.http.maxManifestSize,
           ...loadNaming(config, router, false),
           authorize: opts.authorize,
+          // An upload comes from a client: it reuses only blobs its repository has, and is bounded
+          // as pushes are, so a small gzip cannot fill the disk.
+          storeBlobs: 'linked',
+          limits: { maxEntrySize: pushOptions(config).maxBlobSize, maxTotal: config.storage.maxSize, maxRatio: UPLOAD_MAX_RATIO, maxEntries: UPLOAD_MAX_ENTRIES },
         },
         log,
       );

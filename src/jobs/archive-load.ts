@@ -18,7 +18,7 @@ import { layoutPath } from '../storage/paths.js';
 import { publishLinks, type LinkFile } from './publish-links.js';
 import type { Store } from '../storage/store.js';
 import { directoryEntries, entryName, linkTarget, MemoryBudget, readEntry, type ArchiveFile, type SourceEntry } from './archive-entries.js';
-import { ArchiveResolver, type BlobToPublish, type ResolvedArchive } from './archive-resolve.js';
+import { ArchiveResolver, missingBlob, type BlobToPublish, type ResolvedArchive } from './archive-resolve.js';
 import { BundleError } from './bundle-error.js';
 import { judgeImport, type ImportPolicy } from './import-policy.js';
 
@@ -30,7 +30,28 @@ export interface LoadOptions {
   /** Sees every stored name and tag once the archives are read, before anything is published; throws to refuse. */
   authorize?(images: ReadonlyArray<{ name: string; tag: string }>): Promise<void>;
   onProgress?(done: number, total: number): void;
+  /**
+   * Whether a layer the archive lacks may be taken from anywhere in the store ('any', the
+   * operator's `airlock load`) or only where the target repository already links it ('linked',
+   * an upload: else it would link other repositories' blobs into the uploader's).
+   */
+  storeBlobs?: 'any' | 'linked';
+  /** Bounds for an archive from a client (an upload); the operator's CLI loads what it is given. */
+  limits?: LoadLimits;
 }
+
+export interface LoadLimits {
+  /** The largest file an archive may hold (push.maxBlobSize or storage.maxSize). */
+  maxEntrySize?: number;
+  /** The most bytes its entries may add up to, unpacked. */
+  maxTotal?: number;
+  /** A gzipped archive may unpack to at most this many times its size (plus 64 MiB). */
+  maxRatio: number;
+  /** The most entries one archive may hold. */
+  maxEntries: number;
+}
+
+const RATIO_SLACK = 64 * 2 ** 20;
 
 export interface LoadReport {
   images: Array<{ name: string; tag: string; digest: string }>;
@@ -71,7 +92,7 @@ export class ArchiveLoader {
       const archives: Array<{ file: string; resolved: ResolvedArchive }> = [];
       for (const p of paths) {
         const { files, aliases } = await this.#readArchive(p, progress);
-        archives.push({ file: p, resolved: await new ArchiveResolver(this.store, p, files, aliases, this.opts.maxManifestSize).resolve() });
+        archives.push({ file: p, resolved: await new ArchiveResolver(this.store, p, files, aliases, this.opts.maxManifestSize, this.opts.storeBlobs).resolve() });
       }
       const count = archives.reduce((n, a) => n + a.resolved.images.length, 0);
       if (name !== undefined && count > 1 && explicitTag(name)) throw new BundleError(`--name ${name} names one image, but ${count} are being loaded (give --name without a tag to keep the archives' tags)`);
@@ -101,6 +122,7 @@ export class ArchiveLoader {
           }
         }
       }
+      if (this.opts.storeBlobs === 'linked') await this.#checkReused(archives, images);
       const policyDenials = judgeImport(this.opts.policy, paths.join(', '), images, 'load');
       await this.opts.authorize?.(images);
       const report = await this.#commit(archives.map((a) => a.resolved), links);
@@ -110,6 +132,24 @@ export class ArchiveLoader {
     } finally {
       // Whatever was not committed (unreferenced, already stored, or everything after a failure).
       await Promise.all(this.#read.map((f) => f.blob?.staged?.abort()));
+    }
+  }
+
+  /** Every blob taken from the store must already be linked in each repository it is loaded into. */
+  async #checkReused(archives: Array<{ file: string; resolved: ResolvedArchive }>, images: LoadReport['images']): Promise<void> {
+    const carried = new Set<string>();
+    for (const { resolved } of archives) for (const [k, b] of resolved.blobs) if (b.file || b.bytes) carried.add(k);
+    for (const { file, resolved } of archives) {
+      for (const img of resolved.images) {
+        const names = new Set(images.filter((i) => i.digest === img.digest.toString()).map((i) => i.name));
+        for (const d of img.blobs) {
+          const b = resolved.blobs.get(d.toString());
+          if (!b?.manifest || carried.has(d.toString())) continue;
+          for (const name of names) {
+            if (!(await this.store.links.isBlobLinked(name, d))) throw new BundleError(missingBlob(file, d, b.manifest, 'linked'));
+          }
+        }
+      }
     }
   }
 
@@ -148,16 +188,35 @@ export class ArchiveLoader {
       });
       if (gunzip) {
         gunzip.on('error', (e) => extract.destroy(e));
+        const limits = this.opts.limits;
+        if (limits) {
+          // A few KiB of gzip can unpack to terabytes: the bound is checked as it unpacks.
+          const cap = Math.min(limits.maxRatio * (await stat(file)).size + RATIO_SLACK, limits.maxTotal ?? Infinity);
+          let unpacked = 0;
+          gunzip.on('data', (c: Buffer) => {
+            unpacked += c.length;
+            if (unpacked > cap) gunzip.destroy(new BundleError(`${file} unpacks to more than ${cap} bytes (${limits.maxRatio}x its size, or the store's limit): refused`));
+          });
+        }
         input.pipe(gunzip).pipe(extract);
       } else input.pipe(extract);
     }
     const entries = isDir ? directoryEntries(file) : tarEntries(extract!);
     let current: string | undefined;
     let previous: string | undefined;
+    let count = 0;
+    let bytes = 0;
+    const limits = this.opts.limits;
     try {
       for await (const e of entries) {
         current = e.name;
         const name = entryName(e.name);
+        if (limits) {
+          bytes += e.size;
+          if (++count > limits.maxEntries) throw new BundleError(`${file} holds more than ${limits.maxEntries} entries: refused`);
+          if (limits.maxEntrySize !== undefined && e.size > limits.maxEntrySize) throw new BundleError(`entry ${name}: ${e.size} bytes, more than the ${limits.maxEntrySize} this registry takes in one blob (push.maxBlobSize or storage.maxSize)`);
+          if (limits.maxTotal !== undefined && bytes > limits.maxTotal) throw new BundleError(`${file}: its files add up to more than ${limits.maxTotal} bytes, the store's limit (storage.maxSize)`);
+        }
         if (e.type === 'directory') {
           previous = current;
           continue;

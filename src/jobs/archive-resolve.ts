@@ -21,6 +21,18 @@ export interface BlobToPublish {
   file?: ArchiveFile;
   /** Bytes in memory (a classic archive's config). */
   bytes?: Buffer;
+  /** Set when the blob is taken from the store: the manifest that names it. */
+  manifest?: Digest;
+}
+
+/**
+ * A layer the archive lacks. Where only blobs already linked in the target may be reused, the
+ * message is the same whether the store holds the blob or not: it must not tell an uploader
+ * what other repositories hold.
+ */
+export function missingBlob(file: string, blob: Digest, manifest: Digest, storeBlobs: 'any' | 'linked'): string {
+  const where = storeBlobs === 'any' ? 'is neither in the archive nor in the store' : 'is not in the archive (nor already in the repository it is loaded into)';
+  return `${file}: blob ${blob.toString()} of manifest ${manifest.toString()} ${where}`;
 }
 
 export interface ResolvedImage {
@@ -67,6 +79,8 @@ export class ArchiveResolver {
     private readonly files: Map<string, ArchiveFile>,
     private readonly aliases: Map<string, string>,
     private readonly maxManifestSize: number,
+    /** Whether a blob the archive lacks may come from the store (then the loader checks where). */
+    private readonly storeBlobs: 'any' | 'linked' = 'any',
   ) {}
 
   async resolve(): Promise<ResolvedArchive> {
@@ -158,8 +172,16 @@ export class ArchiveResolver {
     return [];
   }
 
+  /**
+   * The archive's file for a digest. A link entry at `blobs/<alg>/<hex>` is followed only to
+   * content that hashes to that name: otherwise any file (another blob) could be published
+   * under a digest it does not have.
+   */
   #blobFile(d: Digest): ArchiveFile | undefined {
-    return this.#lookup(`blobs/${d.algorithm}/${d.hex}`);
+    const name = `blobs/${d.algorithm}/${d.hex}`;
+    const f = this.#lookup(name);
+    if (f && !f.raw.digest.equals(d)) throw new BundleError(`entry ${name}: links to ${f.name}, whose content hashes to ${f.raw.digest.toString()}, not to the name`);
+    return f;
   }
 
   /** Adds a manifest and what it names; returns an image manifest's config digest. Undefined: an optional child absent. */
@@ -189,8 +211,8 @@ export class ArchiveResolver {
         const bf = this.#blobFile(b.digest);
         if (!bf) {
           const stored = await this.store.blobs.stat(b.digest);
-          if (stored?.size !== b.size) throw new BundleError(`${this.file}: blob ${b.digest.toString()} of manifest ${d.digest.toString()} is neither in the archive nor in the store`);
-          this.#out.blobs.set(b.digest.toString(), { digest: b.digest, size: b.size });
+          if (stored?.size !== b.size) throw new BundleError(missingBlob(this.file, b.digest, d.digest, this.storeBlobs));
+          this.#out.blobs.set(b.digest.toString(), { digest: b.digest, size: b.size, manifest: d.digest });
         } else {
           if (bf.raw.size !== b.size) throw new BundleError(`entry ${bf.name}: ${bf.raw.size} bytes, but manifest ${d.digest.toString()} says ${b.size}`);
           this.#out.blobs.set(b.digest.toString(), { digest: b.digest, size: b.size, file: bf });

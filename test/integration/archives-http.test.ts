@@ -4,15 +4,20 @@
  * downloaded as archives skopeo reads, byte for byte what `airlock save` writes. Next to each
  * happy path, the hostile one: no login, no push right, a mirrored name (which would shadow the
  * upstream for every client), a cross-site content type, a garbage body, a repository the user
- * may not pull, a read-only store. Refused uploads leave the store's files as they were.
+ * may not pull, a read-only store, a blob entry linked to other content, a layer borrowed
+ * from another repository, a gzip bomb. Refused uploads leave the store's files as they were.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import { createGzip } from 'node:zlib';
+import tar from 'tar-stream';
 import bcrypt from 'bcryptjs';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -159,6 +164,81 @@ describe('archive upload (POST /ui/api/archive)', () => {
   });
 });
 
+describe('hostile uploads', () => {
+  it('refuses a blob entry that links to other content (symbolic or hard): nothing is stored under the borrowed digest', async () => {
+    const evil = Buffer.from('not the victim layer');
+    // A layer the store does not hold yet: the poison would be served for it later.
+    const victim = sha256(Buffer.from('the real layer, elsewhere'));
+    for (const type of ['symlink', 'link'] as const) {
+      const file = await ociTar('team/poison:1', [{ digest: `sha256:${victim}`, size: evil.length }], [
+        { name: `blobs/sha256/${sha256(evil)}`, body: evil },
+        { name: `blobs/sha256/${victim}`, type, linkname: type === 'symlink' ? sha256(evil) : `blobs/sha256/${sha256(evil)}` },
+      ]);
+      await refusedUpload(file, OPS, 400, 'UNSUPPORTED', new RegExp(`entry blobs/sha256/${victim}: links to blobs/sha256/${sha256(evil)}, whose content hashes to sha256:${sha256(evil)}, not to the name`));
+      await expect(stat(blobFile(root, `sha256:${victim}`))).rejects.toThrow();
+    }
+  });
+
+  it("takes a blob the archive lacks only from the repository it loads into, and the refusal does not tell whether the store has it", async () => {
+    // team/reuse comes to hold img.app's config; library/base's layer, pulled through, is in the
+    // store too, but in no repository under team/.
+    const src = path.join(work, 'reuse-src.tar');
+    await skopeoCopy(img.app.source, `docker-archive:${src}:team/reuse:1`);
+    expect((await upload(src, OPS)).status).toBe(201);
+    await pullToLayout(`docker://${a.host}/library/base:1`, path.join(work, 'pulled-base-2'), { creds: 'admin:admin-pw' });
+    const cfg = img.app.blobs.find((b) => b.digest === configOf(img.app))!;
+    const layer = Buffer.from('a small layer of the uploader');
+    const extra = [{ name: `blobs/sha256/${sha256(layer)}`, body: layer }];
+    const desc = { digest: `sha256:${sha256(layer)}`, size: layer.length };
+    const same = await ociTar('team/reuse:2', [desc], extra, cfg);
+    const ok = await upload(same, OPS);
+    expect(ok.status, JSON.stringify(ok.body)).toBe(201);
+    expect(await tagLink('team/reuse', '2')).toBe(ok.body.images![0]!.digest);
+
+    const baseLayer = img.base.blobs.find((b) => b.digest !== configOf(img.base))!;
+    await expect(stat(blobFile(root, baseLayer.digest))).resolves.toBeTruthy();
+    const other = await ociTar('team/thief:1', [desc, { digest: baseLayer.digest, size: baseLayer.size }], extra, cfg);
+    await refusedUpload(other, OPS, 400, 'UNSUPPORTED', /blob sha256:[0-9a-f]{64} of manifest sha256:[0-9a-f]{64} is not in the archive \(nor already in the repository it is loaded into\)$/);
+    const absent = await ociTar('team/thief:1', [desc, { digest: `sha256:${sha256(Buffer.from('nowhere'))}`, size: baseLayer.size }], extra, cfg);
+    const a1 = await upload(other, OPS);
+    const a2 = await upload(absent, OPS);
+    const strip = (m?: string) => m?.replace(/sha256:[0-9a-f]{64}/g, 'D');
+    expect(strip(a1.body.errors?.[0]?.message)).toBe(strip(a2.body.errors?.[0]?.message));
+    await expect(stat(path.join(root, 'docker/registry/v2/repositories/team/thief'))).rejects.toThrow();
+  });
+
+  it('refuses a gzip bomb as it unpacks, and an entry larger than push.maxBlobSize, before staging it', async () => {
+    const bomb = path.join(work, 'bomb.tar.gz');
+    const pack = tar.pack();
+    const done = pipeline(pack, createGzip({ level: 1 }), createWriteStream(bomb));
+    const size = 400 * 2 ** 20;
+    const entry = pack.entry({ name: 'blobs/sha256/' + '0'.repeat(64), size });
+    const zeros = Buffer.alloc(2 ** 20);
+    for (let i = 0; i < size / zeros.length; i++) if (!entry.write(zeros)) await once(entry, 'drain');
+    entry.end(Buffer.alloc(0));
+    pack.finalize();
+    await done;
+    expect((await stat(bomb)).size).toBeLessThan(2 * 2 ** 20);
+    await refusedUpload(bomb, OPS, 400, 'UNSUPPORTED', /^the upload unpacks to more than \d+ bytes \(64x its size, or the store's limit\): refused$/, { type: 'application/gzip' });
+
+    const big = Buffer.alloc(300_000, 1);
+    const file = await ociTar('team/big:1', [{ digest: `sha256:${sha256(big)}`, size: big.length }], [{ name: `blobs/sha256/${sha256(big)}`, body: big }]);
+    const bounded = await startAirlock(yml().replace('push:\n', 'push:\n  maxBlobSize: 200KB\n'));
+    try {
+      const before = await snapshot(root);
+      const r = await upload(file, OPS, { to: bounded });
+      expect(r.status, JSON.stringify(r.body)).toBe(400);
+      expect(r.body.errors?.[0]?.message).toMatch(/^entry blobs\/sha256\/[0-9a-f]{64}: 300000 bytes, more than the 200000 this registry takes in one blob/);
+      expect(await snapshot(root)).toEqual(before);
+      // Under the bound, the same registry loads it.
+      const small = await ociTar('team/small:1', [], []);
+      expect((await upload(small, OPS, { to: bounded })).status).toBe(201);
+    } finally {
+      await bounded.stop();
+    }
+  }, 60_000);
+});
+
 describe('archive download (GET /ui/api/archive)', () => {
   it('streams a docker-archive that skopeo reads, byte for byte what `airlock save` writes', async () => {
     const r = await download('image=team/app:1.0', VIEWER);
@@ -239,6 +319,41 @@ async function tarOf(dir: string): Promise<string> {
   const out = `${dir}.tar`;
   await run('tar', ['-C', dir, '-cf', out, '.']);
   return out;
+}
+
+/**
+ * An OCI layout tar written entry by entry: one image named `label`, whose manifest lists
+ * `layers` (not necessarily in the archive), plus `extra` entries. The config is generated
+ * unless one is given (then it is left out of the archive).
+ */
+async function ociTar(label: string, layers: Array<{ digest: string; size: number }>, extra: TarEntry[], config?: { digest: string; size: number }): Promise<string> {
+  const cfgBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  const cfg = config ?? { digest: `sha256:${sha256(cfgBytes)}`, size: cfgBytes.length };
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg }, layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...l })) }));
+  const index = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${sha256(manifest)}`, size: manifest.length, annotations: { 'io.containerd.image.name': label } }] };
+  const entries: TarEntry[] = [
+    { name: 'oci-layout', body: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
+    { name: 'index.json', body: Buffer.from(JSON.stringify(index)) },
+    { name: `blobs/sha256/${sha256(manifest)}`, body: manifest },
+    ...(config ? [] : [{ name: `blobs/sha256/${sha256(cfgBytes)}`, body: cfgBytes }]),
+    ...extra,
+  ];
+  const file = path.join(work, `oci-${n++}.tar`);
+  const pack = tar.pack();
+  const done = pipeline(pack, createWriteStream(file));
+  for (const e of entries) {
+    if (e.type) pack.entry({ name: e.name, type: e.type, linkname: e.linkname });
+    else pack.entry({ name: e.name }, e.body ?? Buffer.alloc(0));
+  }
+  pack.finalize();
+  await done;
+  return file;
+}
+interface TarEntry {
+  name: string;
+  body?: Buffer;
+  type?: 'symlink' | 'link';
+  linkname?: string;
 }
 
 let n = 0;
