@@ -24,6 +24,7 @@ import { CircuitBreaker } from './breaker.js';
 import { exchangeMetrics } from './exchange-metrics.js';
 import type { RateLimit } from './rate-limit.js';
 import { RateLimitReserve } from './rate-limit-reserve.js';
+import { readBody, readHead, SMALL_BODY_MAX } from './read-body.js';
 import { RedirectPolicy } from './redirect-policy.js';
 import { followRedirects } from './redirects.js';
 import { retry } from './retry.js';
@@ -192,20 +193,11 @@ export class UpstreamClient {
       return undefined;
     }
     await this.#expectOk(res, repository);
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of res.body) {
-      n += (c as Buffer).length;
-      if (n > maxBytes) {
-        res.body.destroy();
-        throw new UpstreamBadResponseError(`upstream ${this.name} sent a manifest larger than ${maxBytes} bytes`);
-      }
-      chunks.push(c as Buffer);
-    }
-    this.stats.bytes += n;
+    const bytes = await readBody(res.body, maxBytes, `upstream ${this.name}`, 'a manifest');
+    this.stats.bytes += bytes.length;
     const ct = String(res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
     const digest = res.headers['docker-content-digest'];
-    return { bytes: Buffer.concat(chunks, n), mediaType: ct, digest: typeof digest === 'string' ? digest : undefined };
+    return { bytes, mediaType: ct, digest: typeof digest === 'string' ? digest : undefined };
   }
 
   /** HEAD a manifest: digest and type without a download (Docker Hub does not count HEADs). */
@@ -273,7 +265,7 @@ export class UpstreamClient {
         return page === 0 ? undefined : tags;
       }
       await this.#expectOk(res, repository);
-      const text = await res.body.text();
+      const text = (await readBody(res.body, SMALL_BODY_MAX, `upstream ${this.name}`, 'a tags/list page')).toString('utf8');
       let body: { tags?: unknown };
       try {
         body = JSON.parse(text) as { tags?: unknown };
@@ -288,7 +280,7 @@ export class UpstreamClient {
 
   async #expectOk(res: Dispatcher.ResponseData, repository: string): Promise<void> {
     if (res.statusCode >= 200 && res.statusCode < 300) return;
-    const text = await res.body.text().catch(() => '');
+    const text = await readHead(res.body);
     if (res.statusCode === 401 || res.statusCode === 403) {
       throw new DeniedError(`upstream ${this.name} denied access to ${repository} (it may not exist, or may need credentials)`);
     }

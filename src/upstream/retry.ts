@@ -58,7 +58,9 @@ function backoff(attempt: number): number {
   return Math.min(200 * 2 ** attempt, 3_000) * (0.5 + Math.random() / 2);
 }
 
-function isTimeout(e: unknown): boolean {
+/** undici's timeouts, and an exchange's overall deadline (AbortSignal.timeout's reason). */
+export function isTimeout(e: unknown): boolean {
   const code = (e as { code?: string }).code;
+  if ((e as { name?: string })?.name === 'TimeoutError') return true;
   return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT';
 }

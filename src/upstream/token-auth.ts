@@ -11,6 +11,7 @@ import { LRUCache } from 'lru-cache';
 import { UpstreamBadResponseError } from '../oci/errors.js';
 import type { Dispatcher } from '../runtime/undici.js';
 import { parseChallenges, type Challenge } from './challenge.js';
+import { EXCHANGE_DEADLINE, readBody, readHead, SMALL_BODY_MAX } from './read-body.js';
 import { realmRefusal } from './realm-policy.js';
 
 export interface Credentials {
@@ -122,12 +123,22 @@ export class Authenticator {
         headers,
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
+        // The whole exchange, not each byte: a token server that drips must not hold pulls forever.
+        signal: AbortSignal.timeout(this.timeoutMs * EXCHANGE_DEADLINE),
       });
     } catch (e) {
       throw new TokenError(`token request to ${url.origin} failed: ${(e as Error).message}`, undefined, { cause: e });
     }
-    const text = await res.body.text().catch(() => '');
-    if (res.statusCode !== 200) throw new TokenError(`token endpoint ${url.origin}${url.pathname} answered ${res.statusCode}`, res.statusCode);
+    if (res.statusCode !== 200) {
+      await readHead(res.body);
+      throw new TokenError(`token endpoint ${url.origin}${url.pathname} answered ${res.statusCode}`, res.statusCode);
+    }
+    let text: string;
+    try {
+      text = (await readBody(res.body, SMALL_BODY_MAX, `token endpoint ${url.origin}${url.pathname}`, 'a token')).toString('utf8');
+    } catch (e) {
+      throw new TokenError((e as Error).message, undefined, { cause: e });
+    }
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
     try {
       body = JSON.parse(text) as typeof body;

@@ -47,3 +47,48 @@ export function startInternalService(host = '127.0.0.2'): Promise<RecordingServe
 export function startAttackerRealm(): Promise<RecordingServer> {
   return startRecordingServer({ body: { token: 'attacker-token', access_token: 'attacker-token', expires_in: 300 } });
 }
+
+export interface FloodServer {
+  url: string;
+  /** Per request: the path, and how many body bytes were written before the connection closed. */
+  floods: Array<{ path: string; written: number }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A server that answers as a registry or a token realm could, but with a body without end:
+ * `flood(path)` gives the status and how many bytes of JSON-ish filler to send (streamed with
+ * backpressure, so `written` is what the reader actually took), or undefined for a plain 200 `{}`.
+ */
+export async function startFloodServer(flood: (path: string) => { status: number; bytes: number } | undefined): Promise<FloodServer> {
+  const floods: FloodServer['floods'] = [];
+  const server = http.createServer((req, res) => {
+    const f = flood(req.url ?? '/');
+    if (!f) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      return;
+    }
+    const record = { path: req.url ?? '/', written: 0 };
+    floods.push(record);
+    res.writeHead(f.status, { 'content-type': 'application/json' });
+    const chunk = Buffer.alloc(64 * 1024, 'a');
+    const pump = (): void => {
+      while (record.written < f.bytes && !res.destroyed) {
+        record.written += chunk.length;
+        if (!res.write(chunk)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      if (!res.destroyed) res.end();
+    };
+    res.write('{"token":"');
+    pump();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    floods,
+    stop: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}

@@ -49,6 +49,8 @@ export interface Faults {
   cutManifest?: { afterBytes: number; times: number };
   /** Flip one byte of manifest GET bodies. */
   corruptManifest?: boolean;
+  /** Send manifest GET bodies one byte every this many ms (each byte well inside a read timeout). */
+  dripManifest?: number;
   /** Send blob bodies with extra bytes at the end (chunked, no Content-Length). */
   extendBlob?: boolean;
   /** Close the connection as soon as a request arrives, before any header. */
@@ -121,6 +123,8 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         : manifestBody && faults.cutManifest && faults.cutManifest.times > 0 ? faults.cutManifest : undefined;
       if (cut) cut.times--;
       const corruptM = manifestBody && faults.corruptManifest;
+      const drip = manifestBody ? faults.dripManifest : undefined;
+      const held: Buffer[] = [];
       const extend = blobBody && faults.extendBlob;
       const outHeaders = { ...ur.headers };
       if (extend) delete outHeaders['content-length'];
@@ -137,6 +141,10 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       /** A chunk held back by the shaped link (faults.link), until it is written. */
       let delayed: Promise<void> | undefined;
       ur.on('data', (c: Buffer) => {
+        if (drip) {
+          held.push(c);
+          return;
+        }
         let chunk = c;
         if ((corrupt || corruptM) && !flipped) {
           chunk = Buffer.from(c);
@@ -177,6 +185,19 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         }
       });
       ur.on('end', () => {
+        if (drip) {
+          const all = Buffer.concat(held);
+          let i = 0;
+          const t = setInterval(() => {
+            if (i >= all.length || res.destroyed) {
+              clearInterval(t);
+              res.end();
+              return;
+            }
+            res.write(all.subarray(i, ++i));
+          }, drip);
+          return;
+        }
         const finish = () => (extend ? res.end(Buffer.from('extra bytes')) : res.end());
         if (delayed) void delayed.then(finish);
         else finish();
