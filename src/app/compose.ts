@@ -58,7 +58,7 @@ export interface Airlock {
   /** SIGHUP, before anything else: reopen the audit file (logrotate), whether or not the configuration reloads. */
   reopenLogs(): Promise<void>;
   /** Runs the prefetch list once (or the given references instead). */
-  prefetch(images?: readonly string[], onProgress?: (p: PrefetchProgress) => void): Promise<PrefetchReport>;
+  prefetch(images?: readonly string[], onProgress?: (p: PrefetchProgress) => void, opts?: { pin?: boolean }): Promise<PrefetchReport>;
   /** Starts the jobs serve runs on a schedule (prefetch, the sweep of abandoned uploads). close() stops them. */
   startSchedules(): void;
   /**
@@ -153,7 +153,7 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
     consoleService = createConsoleService({
       config, store, registry, push, metrics, accessTimes, upstreams, audit, logger,
       readOnly: readOnly !== undefined,
-      prefetch: (images) => prefetch(images),
+      prefetch: (images, opts) => prefetch(images, undefined, opts),
     });
   }
   // Read-only, the upstreams are never asked: readiness is the store's alone.
@@ -190,9 +190,9 @@ export async function createAirlock(config: Config, logger: Logger, opts: { serv
     const { buildFleetApp } = await import('../http/fleet-app.js');
     fleetApp = buildFleetApp(registry, fleetConfig.secret, logger.child({ component: 'fleet' }));
   }
-  const prefetch = async (images?: readonly string[], onProgress?: (p: PrefetchProgress) => void) => {
+  const prefetch = async (images?: readonly string[], onProgress?: (p: PrefetchProgress) => void, opts: { pin?: boolean } = {}) => {
     if (readOnly) throw new ReadOnlyStoreError(readOnlyMessage(readOnly, 'prefetch would store images in it; run it against a writable store'));
-    return new Prefetcher(registry, { ...Prefetcher.options(config.prefetch, config.defaultUpstream), onProgress }, logger.child({ job: 'prefetch' }))
+    return new Prefetcher(registry, { ...Prefetcher.options(config.prefetch, config.defaultUpstream), onProgress, ...opts }, logger.child({ job: 'prefetch' }))
       .run(images ?? config.prefetch.images)
       .then((r) => {
         for (const x of r.results) metrics.prefetchImages.inc({ outcome: x.outcome });

@@ -201,7 +201,8 @@ export interface ConsoleService {
   prefetchStatus(): PrefetchStatus;
   /** The stored repository an image reference resolves to (as a pull of it would). */
   storeNameOf(image: string): Promise<string>;
-  prefetchOne(image: string): Promise<PrefetchOutcome>;
+  /** `pin`: whether the user may pin there (prefetch pins what it warms). */
+  prefetchOne(image: string, opts: { pin: boolean }): Promise<PrefetchOutcome>;
   /** Starts the whole list in the background; false when a run is already going. */
   prefetchAll(): boolean;
   /** `administer`: bundles (the audit log's paths) are shown to administrators only. */

@@ -58,6 +58,8 @@ export interface PrefetchOptions {
   platforms?: Platform[];
   defaultRegistry: string;
   onProgress?(p: PrefetchProgress): void;
+  /** Pin what is prefetched (the list's images; false for a console user who may not pin). */
+  pin?: boolean;
 }
 
 /** Index nesting we follow (an index of indexes is legal, deeper is not seen in practice). */
@@ -151,7 +153,7 @@ export class Prefetcher {
 
   async #manifest(img: PrefetchImage, route: UpstreamRoute, digest: Digest, bytes: Buffer, mediaType: string, depth: number, counts: { newBlobs: number; bytes: number }, platforms: Set<string>, platform?: Platform): Promise<void> {
     const m = parseManifest(bytes, mediaType);
-    await this.registry.store.pins.pin(route.storeName, digest);
+    if (this.opts.pin !== false) await this.registry.store.pins.pin(route.storeName, digest);
     if (m.kind === 'index') {
       if (depth >= MAX_DEPTH) throw new Error(`index nesting deeper than ${MAX_DEPTH} at ${digest.toString()}`);
       const filter = this.opts.platforms;

@@ -345,6 +345,10 @@ describe('console API: actions', () => {
     const after = await api('GET', '/prefetch', ADMIN);
     expect(after.json.entries[0]).toMatchObject({ outcome: 'ok', digest: img.pf.manifestDigest, error: null });
     expect(after.json.entries[0].lastRun).toBeGreaterThan(0);
+    // A user who may pull but not pin warms the cache without pinning (pinning takes delete).
+    const warmed = await api('POST', '/prefetch', VIEWER, { image: 'library/app:v1' });
+    expect(warmed.json).toMatchObject({ outcome: 'ok', digest: img.app.manifestDigest });
+    expect((await api('GET', '/repository?name=library/app', ADMIN)).json.pinned).toBe(false);
     // Hostile: a repository the user may not pull, no login, "run all" without administering.
     expect((await api('POST', '/prefetch', VIEWER, { image: 'library/secret:v1' })).status).toBe(403);
     expect((await api('POST', '/prefetch', undefined, { image: 'library/pf:1' })).status).toBe(401);
@@ -368,6 +372,10 @@ describe('console API: actions', () => {
     expect((await api('POST', '/verify', ADMIN)).status).toBe(202);
     const v = await eventually(() => api('GET', '/maintenance', ADMIN), (x) => x.json.verify.last !== null);
     expect(v.json.verify.last.report.problems).toEqual([]);
+    // Reports name repositories and digests store-wide: a user who is not an administrator sees when, not what.
+    const dev = await api('GET', '/maintenance', DEV);
+    expect(dev.json.gc.last).toEqual({ at: m.json.gc.last.at, dryRun: true, report: null });
+    expect(dev.json.verify.last).toEqual({ at: v.json.verify.last.at, report: null });
   });
 
   it('asks for a login when anonymous reads are off', async () => {

@@ -39,7 +39,7 @@ export interface ConsoleDeps {
   /** Set when the store is served read-only. */
   readOnly?: boolean;
   /** compose.ts's prefetch: the configured list, or the given references. */
-  prefetch(images?: readonly string[]): Promise<PrefetchReport>;
+  prefetch(images?: readonly string[], opts?: { pin?: boolean }): Promise<PrefetchReport>;
   logger: Logger;
   /** How often the index walks the store for other processes' changes (default 5 minutes). */
   rescanMs?: number;
@@ -78,7 +78,7 @@ export function createConsoleService(deps: ConsoleDeps): RunningConsole {
   const upstreams = new UpstreamWatch(() => deps.upstreams);
   const evictions: Eviction[] = [];
   // After a whole run, the prefetched (and pinned) images are read into the index at once.
-  const prefetch = new PrefetchTracker(config, (images) => deps.prefetch(images).finally(() => {
+  const prefetch = new PrefetchTracker(config, (images, opts) => deps.prefetch(images, opts).finally(() => {
     if (!images) void index.scan().catch(() => undefined);
   }), log, !deps.readOnly);
   const jobs = new MaintenanceJobs({ store, logger: log, audit, abandonAfter: config.push.abandonAfter, changed: (n) => index.changed(n) });
@@ -181,8 +181,8 @@ export function createConsoleService(deps: ConsoleDeps): RunningConsole {
       }
       return (await registry.resolve(imageTarget(r, config.defaultUpstream))).storeName;
     },
-    prefetchOne: async (image) => {
-      const r = await prefetch.one(image);
+    prefetchOne: async (image, opts) => {
+      const r = await prefetch.one(image, opts);
       const name = await service.storeNameOf(image).catch(() => undefined);
       if (name !== undefined) index.changed(name);
       await index.reloadPins().catch(() => undefined);
@@ -192,8 +192,9 @@ export function createConsoleService(deps: ConsoleDeps): RunningConsole {
     maintenance: async (may, administer) => {
       const file = config.audit.file;
       return {
-        gc: { running: jobs.gcRunning, last: jobs.lastGc },
-        verify: { running: jobs.verifyRunning, last: jobs.lastVerify },
+        // Reports name repositories and digests store-wide: for administrators only.
+        gc: { running: jobs.gcRunning, last: administer || !jobs.lastGc ? jobs.lastGc : { ...jobs.lastGc, report: null } },
+        verify: { running: jobs.verifyRunning, last: administer || !jobs.lastVerify ? jobs.lastVerify : { at: jobs.lastVerify.at, report: null } },
         auditEnabled: file !== undefined && file !== '-',
         bundles: administer ? await recentBundles(file) : [],
         evictions: visibleEvictions(may),

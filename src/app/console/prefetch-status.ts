@@ -28,7 +28,7 @@ export class PrefetchTracker {
 
   constructor(
     private readonly config: Config,
-    private readonly prefetch: (images?: readonly string[]) => Promise<PrefetchReport>,
+    private readonly prefetch: (images?: readonly string[], opts?: { pin?: boolean }) => Promise<PrefetchReport>,
     private readonly logger: Logger,
     /** False for a read-only store: serve runs no prefetch schedule then. */
     private readonly schedules = true,
@@ -66,9 +66,9 @@ export class PrefetchTracker {
   }
 
   /** One image now (waits for it). */
-  async one(image: string): Promise<PrefetchResult> {
+  async one(image: string, opts: { pin?: boolean } = {}): Promise<PrefetchResult> {
     const started = Date.now();
-    const report = await this.prefetch([image]);
+    const report = await this.prefetch([image], opts);
     this.#record(report, started);
     const r = report.results[0];
     if (!r) throw Object.assign(new Error(`${image} selected no image to prefetch`), { statusCode: 400 });

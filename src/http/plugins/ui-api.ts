@@ -244,9 +244,9 @@ export const uiApi: FastifyPluginCallback<UiApiOptions> = function uiApi(app, { 
     if (readOnly) throw new UnsupportedError(readOnly);
     const image = text(body(request), 'image');
     const storeName = await service.storeNameOf(image);
-    // A pull of it would fetch it anyway: the same right.
+    // A pull of it would fetch it anyway: the same right. Pinning it takes the right to pin.
     if (!app.auth.mayPull(request, storeName)) throw new DeniedError(`${request.user ?? 'anonymous'} may not pull ${storeName}`);
-    return service.prefetchOne(image);
+    return service.prefetchOne(image, { pin: app.auth.mayDelete(request, storeName) });
   });
 
   app.post('/prefetch/run', async (request, reply) => {
