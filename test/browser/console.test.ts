@@ -289,12 +289,13 @@ describe('a page of another origin', () => {
     // 127.0.0.1 on another port is the same site: the Strict cookie goes along, so it is the
     // CSRF header (which such a page cannot send) and the content types that refuse these.
     expect(statuses).toEqual({ pin: expect.toBeOneOf([403, 415]), delete: expect.toBeOneOf([403, 404, 405]), upload: expect.toBeOneOf([403, 415]), gc: expect.toBeOneOf([403, 415]), login: 415 });
-    // From another site, SameSite=Strict keeps the cookie home: the post is not even logged in.
+    // From another site, SameSite=Strict keeps the cookie home, and the post is refused by its
+    // Origin before any login is looked at.
     const other = await browser.page(ctx);
     const crossSite = other.page.waitForResponse((r) => r.url().startsWith(`${a}/ui/api/pin`));
     await other.page.goto(`${evilUrl.replace('127.0.0.1', 'attacker.test')}/form-pin`);
     const refused = await crossSite;
-    expect([refused.status(), (await refused.request().allHeaders()).cookie]).toEqual([401, undefined]);
+    expect([refused.status(), (await refused.request().allHeaders()).cookie]).toEqual([403, undefined]);
     await other.page.close();
 
     // fetch: no-cors POSTs (opaque to the page, so their status is read off the network) and a

@@ -125,8 +125,18 @@ describe('console logins', () => {
     const good = await uploadWith({ cookie, 'x-airlock-csrf': csrf, origin: a.url });
     expect(good.status, JSON.stringify(good.json)).toBe(201);
     // HTTP Basic (a script) needs no token.
-    const basic = await uploadWith({ authorization: `Basic ${Buffer.from('dev:dev-pw').toString('base64')}` });
+    const auth = `Basic ${Buffer.from('dev:dev-pw').toString('base64')}`;
+    const basic = await uploadWith({ authorization: auth });
     expect(basic.status).toBe(201);
+    // But a browser adds Basic credentials it remembers to a cross-site page's request too.
+    const after = await snapshot(path.join(work, 'store'));
+    const crossBasic = await uploadWith({ authorization: auth, origin: 'http://evil.example' });
+    expect(crossBasic.status).toBe(403);
+    expect(code(crossBasic)?.message).toBe('a change from another origin (http://evil.example) is refused');
+    const siteBasic = await uploadWith({ authorization: auth, 'sec-fetch-site': 'cross-site' });
+    expect(siteBasic.status).toBe(403);
+    expect(code(siteBasic)?.message).toBe('a change from a cross-site page is refused');
+    expect(await snapshot(path.join(work, 'store'))).toEqual(after);
   });
 
   it('logout ends the session on the server: the old cookie logs nobody in', async () => {
@@ -213,6 +223,13 @@ describe('ui.path and ui.enabled', () => {
       const r = await login('admin', 'admin-pw', open.url);
       expect(r.answer.status).toBe(405);
       expect(code(r.answer)?.message).toMatch(/no logins/);
+      // Without logins, a page on the operator's screen must still not run jobs on the mirror.
+      const verify = (headers: Record<string, string>) => call(`${open.url}/ui/api/verify`, { method: 'POST', headers });
+      const cross = await verify({ origin: 'http://evil.example' });
+      expect(cross.status).toBe(403);
+      expect(code(cross)?.message).toMatch(/another origin/);
+      expect((await verify({ 'sec-fetch-site': 'same-site' })).status).toBe(403);
+      expect((await verify({ origin: open.url, 'sec-fetch-site': 'same-origin' })).status).toBe(202);
     } finally {
       await open.stop();
     }

@@ -72,15 +72,26 @@ export interface AuthOptions {
 export const CSRF_HEADER = 'x-airlock-csrf';
 
 /**
- * A change made with the session cookie must prove it comes from the console's own pages: the
- * CSRF token (a cross-site page cannot read it), and an Origin, when sent, of this very host
- * (SameSite does not tell one port of a host from another).
+ * A change a browser sends must come from this very origin, whatever logs it in: a browser adds
+ * Basic credentials it remembers for this host to a cross-site page's request as well, and with
+ * no logins configured a page on the operator's screen could run jobs on an internal mirror.
+ * Browsers send Origin (and Sec-Fetch-Site) on such requests; scripts (curl) send neither.
  */
-function checkSameOrigin(request: FastifyRequest, session: Session): void {
+function checkOrigin(request: FastifyRequest): void {
   const origin = request.headers.origin;
   if (origin !== undefined && origin !== `${request.protocol}://${request.headers.host ?? ''}`) {
     throw new DeniedError(`a change from another origin (${origin.slice(0, 200)}) is refused`);
   }
+  const site = request.headers['sec-fetch-site'];
+  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') throw new DeniedError(`a change from a ${site.slice(0, 20)} page is refused`);
+}
+
+/**
+ * A change made with the session cookie must also prove it comes from the console's own pages:
+ * the CSRF token (a cross-site page cannot read it), as SameSite does not tell one port of a
+ * host from another.
+ */
+function checkCsrf(request: FastifyRequest, session: Session): void {
   const sent = request.headers[CSRF_HEADER];
   if (!csrfMatches(session, typeof sent === 'string' ? sent : undefined)) throw new DeniedError(`a change needs the session's ${CSRF_HEADER} header (reload the console)`);
 }
@@ -161,6 +172,8 @@ export const auth = unencapsulated<AuthOptions>(function auth(app, { registry, a
       return !access || access.administers(request.user);
     },
     identify: async (request, message, anonymousRead) => {
+      const change = request.method !== 'GET' && request.method !== 'HEAD';
+      if (change) checkOrigin(request);
       const access = currentAccess();
       if (!access) return;
       if (request.headers.authorization) request.user = await loggedIn(request);
@@ -168,7 +181,7 @@ export const auth = unencapsulated<AuthOptions>(function auth(app, { registry, a
         const id = parseCookies(request.headers.cookie ?? '')[sessions.cookie];
         const session = sessions.store.get(id, (u) => access.stamp(u));
         if (session) {
-          if (request.method !== 'GET' && request.method !== 'HEAD') checkSameOrigin(request, session);
+          if (change) checkCsrf(request, session);
           request.user = session.user;
           request.session = session;
         }
