@@ -187,7 +187,7 @@ export interface ConsoleService {
   overview(may: MayPull): Promise<Overview>;
   /** Blob fills running now, of repositories `may` allows. */
   fills(may: MayPull): Fill[];
-  repositories(query: RepoQuery, may: MayPull): RepoPage;
+  repositories(query: RepoQuery, may: MayPull): Promise<RepoPage>;
   /** Undefined when the store holds no such repository. */
   repository(name: string): Promise<RepoDetail | undefined>;
   /** Undefined when the store lacks it (never asks an upstream). Throws a 400 for a malformed ref. */

@@ -19,11 +19,11 @@ import { parseImageReference } from '../../oci/reference.js';
 import type { AccessTimes } from '../../storage/access-times.js';
 import type { Store } from '../../storage/store.js';
 import type { UpstreamClient } from '../../upstream/client.js';
-import { imageDetail, parseRef, repositoryDetail } from './image-details.js';
+import { imageDetail, parseRef } from './image-details.js';
+import { IndexClient } from './index-client.js';
 import { MaintenanceJobs, recentBundles } from './maintenance.js';
 import { PrefetchTracker } from './prefetch-status.js';
-import { RepoIndex } from './repo-index.js';
-import { readCounts, storeSource, UpstreamWatch } from './sources.js';
+import { describeRepository, readCounts, UpstreamWatch } from './sources.js';
 import { Timelines, totalsOf } from './timelines.js';
 
 export interface ConsoleDeps {
@@ -73,7 +73,7 @@ function digestOf(text: string): Digest {
 export function createConsoleService(deps: ConsoleDeps): RunningConsole {
   const { config, store, registry, push, metrics, accessTimes, audit, logger } = deps;
   const log = logger.child({ component: 'console' });
-  const index = new RepoIndex(storeSource(store, registry, accessTimes, config.http.maxManifestSize));
+  const index = new IndexClient({ config, accessTimes, describe: (n) => describeRepository(registry, n), logger: log, rescanMs: deps.rescanMs ?? 300_000 });
   const timelines = new Timelines();
   const upstreams = new UpstreamWatch(() => deps.upstreams);
   const evictions: Eviction[] = [];
@@ -112,17 +112,16 @@ export function createConsoleService(deps: ConsoleDeps): RunningConsole {
       accessTimes.onNew = (name) => index.changed(name);
       upstreams.watch();
       void sample();
-      void index.scan().catch((e: unknown) => log.warn({ err: e }, 'could not index the store for the console'));
+      // The index is built on the console's first use, in its worker thread, which rescans.
       const t1 = setInterval(() => void sample(), SAMPLE_MS);
-      const t2 = setInterval(() => void index.scan().catch((e: unknown) => log.warn({ err: e }, 'console rescan failed')), deps.rescanMs ?? 300_000);
-      for (const t of [t1, t2]) t.unref();
-      timers.push(t1, t2);
+      t1.unref();
+      timers.push(t1);
     },
     stop: async () => {
       for (const t of timers) clearInterval(t);
       accessTimes.onNew = undefined;
-      index.stop();
       await Promise.allSettled([jobs.settle(), prefetch.settle(), sampling]);
+      await index.stop();
     },
     changed: (name) => index.changed(name),
     evicted: (name, digest, bytes) => {
@@ -139,7 +138,7 @@ export function createConsoleService(deps: ConsoleDeps): RunningConsole {
       const day = timelines.day.series(now);
       const maxSize = deps.readOnly ? undefined : config.storage.maxSize;
       return {
-        store: { ...(await storeTotals()), ...index.totals(), maxSize: maxSize ?? null, readOnly: deps.readOnly === true },
+        store: { ...(await storeTotals()), ...(await index.totals()), maxSize: maxSize ?? null, readOnly: deps.readOnly === true },
         traffic: { hour, day },
         totals: { hour: totalsOf(hour), day: totalsOf(day) },
         upstreams: upstreams.states(),
@@ -149,7 +148,7 @@ export function createConsoleService(deps: ConsoleDeps): RunningConsole {
     },
     fills,
     repositories: (query, may) => index.list(query, may),
-    repository: (name) => repositoryDetail(index, accessTimes, name),
+    repository: (name) => index.detail(name),
     image: (name, ref) => imageDetail(store, index, accessTimes, name, ref),
     deleteEnabled: () => config.storage.delete.enabled,
     deleteImage: async (name, reference, actor) => {

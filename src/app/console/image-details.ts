@@ -3,7 +3,7 @@
  * manifest or index, the config blob (bounded), the referrers grouped by artifact type, and the
  * tags that point at it.
  */
-import type { ImageConfig, ImageDetail, RepoDetail } from '../../http/console-service.js';
+import type { ImageConfig, ImageDetail } from '../../http/console-service.js';
 import { referrersIndex } from '../../mirror/referrers.js';
 import type { Digest } from '../../oci/digest.js';
 import { parseManifest, type ParsedManifest } from '../../oci/manifest.js';
@@ -11,7 +11,7 @@ import { lookupManifestReference, type ManifestReference } from '../../oci/refer
 import type { AccessTimes } from '../../storage/access-times.js';
 import { blobDataPath } from '../../storage/paths.js';
 import type { Store } from '../../storage/store.js';
-import type { RepoIndex } from './repo-index.js';
+import type { IndexClient } from './index-client.js';
 
 /** Image configs are a few KiB; a larger one is not shown. */
 const MAX_CONFIG = 1 << 20;
@@ -67,7 +67,7 @@ async function referrers(store: Store, name: string, digest: Digest): Promise<Im
   return [...groups].sort(([a], [b]) => a.localeCompare(b)).map(([artifactType, items]) => ({ artifactType, items }));
 }
 
-export async function imageDetail(store: Store, index: RepoIndex, accessTimes: AccessTimes, name: string, reference: string): Promise<ImageDetail | undefined> {
+export async function imageDetail(store: Store, index: Pick<IndexClient, 'imageFacts'>, accessTimes: AccessTimes, name: string, reference: string): Promise<ImageDetail | undefined> {
   const ref = parseRef(reference);
   const stored = await store.links.getManifest(name, ref).catch(() => undefined);
   if (!stored) return undefined;
@@ -78,11 +78,12 @@ export async function imageDetail(store: Store, index: RepoIndex, accessTimes: A
     if ((await store.links.resolveTag(name, tag).catch(() => undefined))?.equals(stored.digest)) tags.push(tag);
   }
   tags.sort();
+  const facts = await index.imageFacts(name, digest);
   const out: ImageDetail = {
     name, reference, digest, mediaType: stored.mediaType,
-    size: index.imageSize(digest) || stored.bytes.byteLength + m.layers.reduce((a, l) => a + l.size, m.config?.size ?? 0),
+    size: facts.size || stored.bytes.byteLength + m.layers.reduce((a, l) => a + l.size, m.config?.size ?? 0),
     kind: m.kind === 'index' ? 'index' : 'manifest', tags,
-    pinned: index.pinned(name, digest), pulls: index.pulls(name, digest), lastPulled: accessTimes.get(name, digest) ?? null,
+    pinned: facts.pinned, pulls: accessTimes.of(name)?.get(digest)?.pulls ?? 0, lastPulled: accessTimes.get(name, digest) ?? null,
     referrers: await referrers(store, name, stored.digest),
   };
   if (m.kind === 'index') {
@@ -96,24 +97,4 @@ export async function imageDetail(store: Store, index: RepoIndex, accessTimes: A
     if (config) out.config = config;
   }
   return out;
-}
-
-/** A repository's page: its tags and its untagged images, from the index kept fresh by refresh(). */
-export async function repositoryDetail(index: RepoIndex, accessTimes: AccessTimes, name: string): Promise<RepoDetail | undefined> {
-  await index.refresh(name).catch(() => undefined);
-  const e = index.entry(name);
-  if (!e) return undefined;
-  const last = (d: string) => accessTimes.get(name, d) ?? null;
-  const tagged = new Set(e.tags.values());
-  const children = new Set<string>();
-  for (const d of e.manifests) for (const c of index.summary(d)?.children ?? []) children.add(c);
-  return {
-    name, kind: e.kind, upstream: e.upstream, size: e.size, pinned: index.pinned(name),
-    tags: [...e.tags].sort(([a], [b]) => a.localeCompare(b)).map(([tag, digest]) => ({
-      tag, digest, mediaType: index.summary(digest)?.mediaType ?? 'application/octet-stream', size: index.imageSize(digest), lastPulled: last(digest), pinned: index.pinned(name, digest),
-    })),
-    untagged: [...e.manifests].filter((d) => !tagged.has(d) && !children.has(d) && index.summary(d)?.subject === undefined).sort().map((digest) => ({
-      digest, mediaType: index.summary(digest)?.mediaType ?? 'application/octet-stream', size: index.imageSize(digest), lastPulled: last(digest),
-    })),
-  };
 }

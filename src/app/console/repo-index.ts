@@ -9,8 +9,9 @@
  */
 import { parseManifest } from '../../oci/manifest.js';
 import { blobKey, DistinctBytes, keyOf, mediaTypeOf } from './blob-keys.js';
-import type { Repo, RepoPage, RepoQuery, MayPull } from '../../http/console-service.js';
+import type { MayPull, RepoDetail, RepoPage, RepoQuery } from '../../http/console-service.js';
 import type { Access } from '../../storage/access-times.js';
+import { emptyTable, listPage, pullFigures, type PullFigures, type RowTable } from './repo-list.js';
 
 /** What the index reads of the store (store-source.ts adapts the real one). */
 export interface IndexSource {
@@ -22,8 +23,11 @@ export interface IndexSource {
   manifest(digest: string): Promise<Buffer | undefined>;
   describe(repo: string): Promise<{ kind: 'local' | 'mirror'; upstream: string | null }>;
   pins(): Promise<Array<{ name: string; digest: string }>>;
-  /** The access records of a repository's images: last served and pulls, by manifest digest. */
-  access(repo: string): ReadonlyMap<string, Readonly<Access>> | undefined;
+  /**
+   * The access records of a repository's images: last served and pulls, by manifest digest.
+   * Absent in the index's worker thread: the records live with the pull path, which adds them.
+   */
+  access?(repo: string): ReadonlyMap<string, Readonly<Access>> | undefined;
 }
 
 /** What the index keeps of one manifest. */
@@ -81,7 +85,11 @@ export class RepoIndex {
   /** Set once the first walk has finished. */
   ready = false;
 
-  constructor(private readonly source: IndexSource, private readonly opts: { debounceMs?: number; concurrency?: number } = {}) {}
+  readonly #figures: PullFigures;
+
+  constructor(private readonly source: IndexSource, private readonly opts: { debounceMs?: number; concurrency?: number } = {}) {
+    this.#figures = pullFigures((n) => source.access?.(n));
+  }
 
   get size(): number {
     return this.#repos.size;
@@ -101,18 +109,13 @@ export class RepoIndex {
 
   /** Pulls of one image, or of every image the repository's records hold (since the start). */
   pulls(name: string, digest?: string): number {
-    const a = this.source.access(name);
-    if (digest !== undefined) return a?.get(digest)?.pulls ?? 0;
-    let n = 0;
-    for (const r of a?.values() ?? []) n += r.pulls;
-    return n;
+    if (digest !== undefined) return this.source.access?.(name)?.get(digest)?.pulls ?? 0;
+    return this.#figures.pulls(name);
   }
 
   /** When an image of the repository was last served; null: never, as far as the records go. */
   lastPulled(name: string): number | null {
-    let last: number | null = null;
-    for (const r of this.source.access(name)?.values() ?? []) if (r.at > (last ?? 0)) last = r.at;
-    return last;
+    return this.#figures.lastPulled(name);
   }
 
   pinned(name: string, digest?: string): boolean {
@@ -257,39 +260,58 @@ export class RepoIndex {
     return bytes.total();
   }
 
-  repo(e: Kept): Repo {
+  /** The repositories whose names contain `q` (any case), in name order, as columns. */
+  rows(q?: string): RowTable {
+    this.#byName ??= [...this.#repos.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((n) => [n, n.toLowerCase()]);
+    const lower = q?.toLowerCase();
+    const hits = lower ? this.#byName.filter(([, l]) => l.includes(lower)) : this.#byName;
+    const t = emptyTable(hits.length);
+    const names: string[] = [];
+    const upstreams = new Map<string, number>();
+    for (const [name] of hits) {
+      const e = this.#repos.get(name);
+      if (!e) continue;
+      const i = names.length;
+      names.push(name);
+      t.images[i] = e.images;
+      t.tags[i] = e.tags.length / 2;
+      t.sizes[i] = e.size;
+      t.mirrored[i] = e.kind === 'mirror' ? 1 : 0;
+      if (e.upstream !== null) {
+        if (!upstreams.has(e.upstream)) upstreams.set(e.upstream, upstreams.size + 1);
+        t.upstreams[i] = upstreams.get(e.upstream)!;
+      }
+      t.pinned[i] = this.pinned(name) ? 1 : 0;
+    }
+    t.names = names.join('\n');
+    t.upstreamNames = [...upstreams.keys()];
+    return t;
+  }
+
+  /** One page of the repositories `may` allows, with pulls from the access records. */
+  list(query: RepoQuery, may: MayPull): RepoPage {
+    return listPage(this.rows(query.q), query, may, this.#figures);
+  }
+
+  /** A repository's page (read again first): its tags and untagged images; lastPulled is the caller's to add. */
+  async detail(name: string): Promise<RepoDetail | undefined> {
+    await this.refresh(name).catch(() => undefined);
+    const e = this.entry(name);
+    if (!e) return undefined;
+    const tagged = new Set(e.tags.values());
+    const children = new Set<string>();
+    for (const d of e.manifests) for (const c of this.summary(d)?.children ?? NONE) children.add(c);
+    const mediaType = (d: string) => this.summary(d)?.mediaType ?? 'application/octet-stream';
     return {
-      name: e.name, kind: e.kind, upstream: e.upstream, images: e.images, tags: e.tags.length / 2, size: e.size,
-      lastPulled: this.lastPulled(e.name), pulls: this.pulls(e.name), pinned: this.pinned(e.name),
+      name, kind: e.kind, upstream: e.upstream, size: e.size, pinned: this.pinned(name),
+      tags: [...e.tags].sort(([a], [b]) => a.localeCompare(b)).map(([tag, digest]) => ({ tag, digest, mediaType: mediaType(digest), size: this.imageSize(digest), lastPulled: null, pinned: this.pinned(name, digest) })),
+      untagged: [...e.manifests].filter((d) => !tagged.has(d) && !children.has(d) && this.summary(d)?.subject === undefined).sort().map((digest) => ({ digest, mediaType: mediaType(digest), size: this.imageSize(digest), lastPulled: null })),
     };
   }
 
-  /**
-   * One page of the repositories `may` allows, filtered and sorted in memory: names are kept in
-   * order, other keys sort plain numbers (ties by name), and only the page's rows are built.
-   */
-  list(query: RepoQuery, may: MayPull): RepoPage {
-    this.#byName ??= [...this.#repos.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((n) => [n, n.toLowerCase()]);
-    const q = query.q?.toLowerCase();
-    const rows: Kept[] = [];
-    for (const [name, lower] of this.#byName) {
-      if (q && !lower.includes(q)) continue;
-      const e = this.#repos.get(name);
-      if (e && may(name)) rows.push(e);
-    }
-    const desc = query.order === 'desc';
-    if (query.sort === 'name') {
-      if (desc) rows.reverse();
-    } else {
-      const key = query.sort;
-      const value = (e: Kept): number =>
-        key === 'size' ? e.size : key === 'images' ? e.images : key === 'pulls' ? this.pulls(e.name) : (this.lastPulled(e.name) ?? -1);
-      const keyed = rows.map((e, rank) => ({ e, rank, v: value(e) }));
-      // Stable on the name order for equal keys.
-      keyed.sort((a, b) => (a.v !== b.v ? (a.v < b.v ? -1 : 1) * (desc ? -1 : 1) : a.rank - b.rank));
-      for (let i = 0; i < keyed.length; i++) rows[i] = keyed[i]!.e;
-    }
-    return { total: rows.length, offset: query.offset, limit: query.limit, items: rows.slice(query.offset, query.offset + query.limit).map((e) => this.repo(e)) };
+  /** What an image page takes from the index. */
+  imageFacts(name: string, digest: string): { size: number; pinned: boolean } {
+    return { size: this.imageSize(digest), pinned: this.pinned(name, digest) };
   }
 
   /** Stored images (top-level manifests) and repositories, for the overview. */

@@ -6,14 +6,15 @@ import type { UpstreamState } from '../../http/console-service.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { PullThrough } from '../../mirror/pull-through.js';
 import { Digest } from '../../oci/digest.js';
-import type { AccessTimes } from '../../storage/access-times.js';
 import { blobDataPath } from '../../storage/paths.js';
 import type { Store } from '../../storage/store.js';
 import type { UpstreamClient } from '../../upstream/client.js';
+import type { Described } from './index-client.js';
 import type { IndexSource } from './repo-index.js';
 import type { Counts } from './timelines.js';
 
-export function storeSource(store: Store, registry: PullThrough, accessTimes: AccessTimes, maxManifestSize: number): IndexSource {
+/** The store as the index reads it (in the index's worker thread); how names route is `describe`'s. */
+export function storeSource(store: Store, maxManifestSize: number, describe: (repo: string) => Promise<Described>): IndexSource {
   return {
     repositories: () => store.links.repositories(),
     revisions: async (repo) => (await store.links.revisions(repo)).map((d) => d.toString()),
@@ -31,14 +32,16 @@ export function storeSource(store: Store, registry: PullThrough, accessTimes: Ac
       const d = Digest.tryParse(digest);
       return d ? store.driver.readFile(blobDataPath(d), maxManifestSize) : undefined;
     },
-    describe: async (repo) => {
-      const r = await registry.resolve({ name: repo }).catch(() => undefined);
-      const mirrored = r !== undefined && !r.local && r.storeName === repo && r.upstream !== undefined;
-      return { kind: mirrored ? 'mirror' : 'local', upstream: mirrored ? r.upstream!.name : null };
-    },
+    describe,
     pins: async () => (await store.pins.list()).map((p) => ({ name: p.name, digest: p.digest.toString() })),
-    access: (repo) => accessTimes.of(repo),
   };
+}
+
+/** Whether a stored name is mirrored (and from which upstream) or local, as a pull would route it. */
+export async function describeRepository(registry: PullThrough, repo: string): Promise<Described> {
+  const r = await registry.resolve({ name: repo }).catch(() => undefined);
+  const mirrored = r !== undefined && !r.local && r.storeName === repo && r.upstream !== undefined;
+  return { kind: mirrored ? 'mirror' : 'local', upstream: mirrored ? r.upstream!.name : null };
 }
 
 /** Sums of a counter's values whose labels pass `pick`. */
