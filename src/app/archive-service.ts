@@ -77,5 +77,6 @@ export function archiveService(store: Store, config: Config, logger: Logger): Ar
       }
     },
     spoolDir: async () => new FilesystemDriver(config.storage.root).tmpDir,
+    ...(config.storage.maxSize !== undefined ? { maxUpload: config.storage.maxSize } : {}),
   };
 }

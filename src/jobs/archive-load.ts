@@ -17,7 +17,7 @@ import { Digest } from '../oci/digest.js';
 import { layoutPath } from '../storage/paths.js';
 import { publishLinks, type LinkFile } from './publish-links.js';
 import type { Store } from '../storage/store.js';
-import { directoryEntries, entryName, linkTarget, MemoryBudget, readEntry, type ArchiveFile, type SourceEntry } from './archive-entries.js';
+import { blobPathDigest, directoryEntries, entryName, linkTarget, MemoryBudget, readEntry, type ArchiveFile, type SourceEntry } from './archive-entries.js';
 import { ArchiveResolver, missingBlob, type BlobToPublish, type ResolvedArchive } from './archive-resolve.js';
 import { BundleError } from './bundle-error.js';
 import { judgeImport, type ImportPolicy } from './import-policy.js';
@@ -52,6 +52,10 @@ export interface LoadLimits {
 }
 
 const RATIO_SLACK = 64 * 2 ** 20;
+
+function tooBig(name: string, size: number, max: number): BundleError {
+  return new BundleError(`entry ${name}: ${size} bytes, more than the ${max} this registry takes in one blob (push.maxBlobSize or storage.maxSize)`);
+}
 
 export interface LoadReport {
   images: Array<{ name: string; tag: string; digest: string }>;
@@ -122,9 +126,9 @@ export class ArchiveLoader {
           }
         }
       }
-      if (this.opts.storeBlobs === 'linked') await this.#checkReused(archives, images);
       const policyDenials = judgeImport(this.opts.policy, paths.join(', '), images, 'load');
       await this.opts.authorize?.(images);
+      if (this.opts.storeBlobs === 'linked') await this.#checkReused(archives, images);
       const report = await this.#commit(archives.map((a) => a.resolved), links);
       const result: LoadReport = { images, ...report, policyDenials, ms: Date.now() - started };
       this.log.info({ ...result, images: images.length }, 'image archives loaded');
@@ -145,8 +149,9 @@ export class ArchiveLoader {
         for (const d of img.blobs) {
           const b = resolved.blobs.get(d.toString());
           if (!b?.manifest || carried.has(d.toString())) continue;
+          const stored = (await this.store.blobs.stat(d))?.size === b.size;
           for (const name of names) {
-            if (!(await this.store.links.isBlobLinked(name, d))) throw new BundleError(missingBlob(file, d, b.manifest, 'linked'));
+            if (!stored || !(await this.store.links.isBlobLinked(name, d))) throw new BundleError(missingBlob(file, d, b.manifest, 'linked'));
           }
         }
       }
@@ -214,7 +219,9 @@ export class ArchiveLoader {
         if (limits) {
           bytes += e.size;
           if (++count > limits.maxEntries) throw new BundleError(`${file} holds more than ${limits.maxEntries} entries: refused`);
-          if (limits.maxEntrySize !== undefined && e.size > limits.maxEntrySize) throw new BundleError(`entry ${name}: ${e.size} bytes, more than the ${limits.maxEntrySize} this registry takes in one blob (push.maxBlobSize or storage.maxSize)`);
+          // A named blob is stored as it is: refused before its bytes. Another file may be an
+          // uncompressed classic layer, stored gzipped: judged on that size once read.
+          if (limits.maxEntrySize !== undefined && e.size > limits.maxEntrySize && blobPathDigest(name)) throw tooBig(name, e.size, limits.maxEntrySize);
           if (limits.maxTotal !== undefined && bytes > limits.maxTotal) throw new BundleError(`${file}: its files add up to more than ${limits.maxTotal} bytes, the store's limit (storage.maxSize)`);
         }
         if (e.type === 'directory') {
@@ -228,6 +235,8 @@ export class ArchiveLoader {
           const f = await readEntry(this.store, { ...e, name }, this.#budget);
           this.#read.push(f);
           files.set(name, f);
+          const max = limits?.maxEntrySize;
+          if (max !== undefined && f.blob && f.blob.size > max) throw tooBig(name, f.blob.size, max);
         } else {
           throw new BundleError(`entry ${name}: a ${e.type}, which an image archive does not hold`);
         }

@@ -8,12 +8,13 @@
  * from another repository, a gzip bomb. Refused uploads leave the store's files as they were.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGzip } from 'node:zlib';
@@ -174,9 +175,19 @@ describe('hostile uploads', () => {
         { name: `blobs/sha256/${sha256(evil)}`, body: evil },
         { name: `blobs/sha256/${victim}`, type, linkname: type === 'symlink' ? sha256(evil) : `blobs/sha256/${sha256(evil)}` },
       ]);
-      await refusedUpload(file, OPS, 400, 'UNSUPPORTED', new RegExp(`entry blobs/sha256/${victim}: links to blobs/sha256/${sha256(evil)}, whose content hashes to sha256:${sha256(evil)}, not to the name`));
+      await refusedUpload(file, OPS, 400, 'UNSUPPORTED', new RegExp(`entry blobs/sha256/${victim}: links to blobs/sha256/${sha256(evil)}, whose content as stored would hash to sha256:${sha256(evil)}, not to the name`));
       await expect(stat(blobFile(root, `sha256:${victim}`))).rejects.toThrow();
     }
+    // The right bytes, but in a file that is gzipped on the way in (an uncompressed classic
+    // layer): what would be stored under the name is not what the name says.
+    const plain = Buffer.from('uncompressed layer bytes '.repeat(40));
+    const named = sha256(plain);
+    const gz = await ociTar('team/poison:2', [{ digest: `sha256:${named}`, size: plain.length }], [
+      { name: 'x/layer.tar', body: plain },
+      { name: `blobs/sha256/${named}`, type: 'symlink', linkname: '../../x/layer.tar' },
+    ]);
+    await refusedUpload(gz, OPS, 400, 'UNSUPPORTED', new RegExp(`entry blobs/sha256/${named}: links to x/layer.tar, whose content as stored would hash to sha256:[0-9a-f]{64}, not to the name`));
+    await expect(stat(blobFile(root, `sha256:${named}`))).rejects.toThrow();
   });
 
   it("takes a blob the archive lacks only from the repository it loads into, and the refusal does not tell whether the store has it", async () => {
@@ -204,6 +215,11 @@ describe('hostile uploads', () => {
     const a2 = await upload(absent, OPS);
     const strip = (m?: string) => m?.replace(/sha256:[0-9a-f]{64}/g, 'D');
     expect(strip(a1.body.errors?.[0]?.message)).toBe(strip(a2.body.errors?.[0]?.message));
+    // Nor does any refusal that comes before the uploader's rights are known (here: no name).
+    const unnamed = await upload(await ociTar('', [desc, { digest: baseLayer.digest, size: baseLayer.size }], extra, cfg), OPS);
+    const unnamedAbsent = await upload(await ociTar('', [desc, { digest: `sha256:${sha256(Buffer.from('nowhere'))}`, size: baseLayer.size }], extra, cfg), OPS);
+    expect(unnamed.body.errors?.[0]?.message).toMatch(/has no name/);
+    expect(strip(unnamed.body.errors?.[0]?.message)).toBe(strip(unnamedAbsent.body.errors?.[0]?.message));
     await expect(stat(path.join(root, 'docker/registry/v2/repositories/team/thief'))).rejects.toThrow();
   });
 
@@ -233,10 +249,50 @@ describe('hostile uploads', () => {
       // Under the bound, the same registry loads it.
       const small = await ociTar('team/small:1', [], []);
       expect((await upload(small, OPS, { to: bounded })).status).toBe(201);
+      // An uncompressed classic layer is judged on its size as stored (gzipped): 300 kB of
+      // one byte repeated is far under the bound, 300 kB of random bytes is not.
+      for (const [body, ok] of [[Buffer.alloc(300_000, 7), true], [randomBytes(300_000), false]] as const) {
+        const cfgBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(body)}`] } }));
+        const classic = path.join(work, `classic-${ok}.tar`);
+        const pack = tar.pack();
+        const done = pipeline(pack, createWriteStream(classic));
+        pack.entry({ name: 'manifest.json' }, JSON.stringify([{ Config: `${sha256(cfgBytes)}.json`, RepoTags: [`team/classic:${ok}`], Layers: ['l1/layer.tar'] }]));
+        pack.entry({ name: `${sha256(cfgBytes)}.json` }, cfgBytes);
+        pack.entry({ name: 'l1/layer.tar' }, body);
+        pack.finalize();
+        await done;
+        const r2 = await upload(classic, OPS, { to: bounded });
+        if (ok) expect(r2.status, JSON.stringify(r2.body)).toBe(201);
+        else expect(r2.body.errors?.[0]?.message).toMatch(/^entry l1\/layer\.tar: 3\d{5} bytes, more than the 200000 this registry takes in one blob/);
+      }
     } finally {
       await bounded.stop();
     }
   }, 60_000);
+});
+
+describe('an upload larger than the store', () => {
+  it('is refused with 413 as it spools, announced or not, and nothing stays on disk', async () => {
+    const limited = await startAirlock(yml().replace(`root: ${root}`, `root: ${root}\n  maxSize: 1MB`));
+    try {
+      const big = path.join(work, 'big-upload.tar');
+      await writeFile(big, randomBytes(2_000_000));
+      const before = await snapshot(root);
+      const announced = await upload(big, OPS, { to: limited });
+      expect(announced.status).toBe(413);
+      expect(announced.body.errors?.[0]).toEqual({ code: 'SIZE_INVALID', message: "the upload is larger than 1000000 bytes, the store's limit (storage.maxSize)" });
+      // Chunked, without a length: refused once the spool passes the limit.
+      const r = await request(`${limited.url}/ui/api/archive`, { method: 'POST', headers: { 'content-type': 'application/x-tar', authorization: OPS }, body: Readable.from((async function* () {
+        for (let i = 0; i < 40; i++) yield randomBytes(64 * 1024);
+      })()) });
+      expect(r.statusCode).toBe(413);
+      await r.body.dump();
+      expect(await snapshot(root)).toEqual(before);
+      expect((await run('find', [path.join(root, '.airlock/tmp'), '-type', 'f'])).stdout).toBe('');
+    } finally {
+      await limited.stop();
+    }
+  });
 });
 
 describe('archive download (GET /ui/api/archive)', () => {
@@ -330,7 +386,7 @@ async function ociTar(label: string, layers: Array<{ digest: string; size: numbe
   const cfgBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
   const cfg = config ?? { digest: `sha256:${sha256(cfgBytes)}`, size: cfgBytes.length };
   const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg }, layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...l })) }));
-  const index = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${sha256(manifest)}`, size: manifest.length, annotations: { 'io.containerd.image.name': label } }] };
+  const index = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${sha256(manifest)}`, size: manifest.length, ...(label ? { annotations: { 'io.containerd.image.name': label } } : {}) }] };
   const entries: TarEntry[] = [
     { name: 'oci-layout', body: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
     { name: 'index.json', body: Buffer.from(JSON.stringify(index)) },

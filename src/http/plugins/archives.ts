@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import type { AuditLog } from '../../logging/audit-log.js';
@@ -46,6 +46,8 @@ export interface ArchiveService {
   load(file: string, opts: { name?: string; authorize(images: ReadonlyArray<{ name: string; tag: string }>): Promise<void> }): Promise<{ images: Array<{ name: string; tag: string; digest: string }>; forced: string[] }>;
   /** Where uploads are spooled before they are read (beside the store's own temp files). */
   spoolDir(): Promise<string>;
+  /** The most bytes an upload may spool (storage.maxSize); unset: no bound. */
+  maxUpload?: number;
 }
 
 export interface ArchivesOptions {
@@ -112,9 +114,21 @@ export const archives: FastifyPluginCallback<ArchivesOptions> = function archive
     if (!UPLOAD_TYPES.has(type)) throw Object.assign(new Error(`send the archive as Content-Type: application/x-tar (or application/gzip), not ${JSON.stringify(type || 'none')}`), { statusCode: 415 });
     if (!request.body) throw bad('send the archive as the request body');
     const [name] = queryList(request, 'name');
+    const max = service.maxUpload;
+    const tooLarge = () => Object.assign(new Error(`the upload is larger than ${max} bytes, the store's limit (storage.maxSize)`), { statusCode: 413 });
+    if (max !== undefined && Number(request.headers['content-length'] ?? 0) > max) throw tooLarge();
     const spool = path.join(await service.spoolDir(), `upload-${randomBytes(8).toString('hex')}.tar`);
     try {
-      await pipeline(request.body as Readable, createWriteStream(spool, { flags: 'wx' }));
+      let n = 0;
+      // Counted as it spools: a body without a length must not fill the disk either.
+      const bounded = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          n += chunk.length;
+          if (max !== undefined && n > max) done(tooLarge());
+          else done(null, chunk);
+        },
+      });
+      await pipeline(request.body as Readable, bounded, createWriteStream(spool, { flags: 'wx' }));
       const r = await service.load(spool, {
         ...(name ? { name } : {}),
         authorize: async (loaded) => {
