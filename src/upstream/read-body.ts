@@ -8,8 +8,8 @@ import type { Dispatcher } from '../runtime/undici.js';
 import { isTimeout } from './retry.js';
 
 /**
- * A manifest, tags page or token exchange ends within this many read timeouts (headers and
- * body): the read timeout alone bounds only the wait for each next byte.
+ * A manifest, tags page or token body ends within this many read timeouts of its headers: the
+ * read timeout alone bounds only the wait for each next byte.
  */
 export const EXCHANGE_DEADLINE = 2;
 /** Token responses and tags pages: far above any real one (Docker Hub's tokens are ~2 KiB). */
@@ -18,6 +18,16 @@ export const SMALL_BODY_MAX = 4 * 2 ** 20;
 export const ERROR_BODY_MAX = 64 * 2 ** 10;
 
 type Body = Dispatcher.ResponseData['body'];
+
+/**
+ * Ends `body` with a TimeoutError unless it has ended within `ms`. Counted from the headers, not
+ * from the request: a request waiting for a free connection (behind slow blob fills) is not late.
+ */
+export function bodyDeadline(body: Body, ms: number): void {
+  const t = setTimeout(() => body.destroy(Object.assign(new Error(`the body did not end within ${ms} ms of its headers`), { name: 'TimeoutError' })), ms);
+  t.unref();
+  body.once('close', () => clearTimeout(t));
+}
 
 /** The body, or an OCI error naming `who` sent `what` (too large, timed out, cut off). */
 export async function readBody(body: Body, max: number, who: string, what: string): Promise<Buffer> {

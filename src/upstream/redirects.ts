@@ -7,7 +7,7 @@
  */
 import { MirrorError, UpstreamBadResponseError } from '../oci/errors.js';
 import type { Dispatcher } from '../runtime/undici.js';
-import { EXCHANGE_DEADLINE } from './read-body.js';
+import { bodyDeadline, EXCHANGE_DEADLINE } from './read-body.js';
 import { RedirectRefusedError, type RedirectPolicy } from './redirect-policy.js';
 import { ConnectionFailure, type Send, type UpstreamRequest, type UpstreamResponse } from './step.js';
 
@@ -49,8 +49,6 @@ async function follow(opts: RedirectsOptions, req: UpstreamRequest): Promise<Ups
   const path = `${opts.basePath}${req.path}`;
   let url = new URL(path, opts.origin);
   let headers = req.headers;
-  // Anything but a blob is small: all of it, every hop and the body, within one deadline.
-  const signal = req.blob ? undefined : AbortSignal.timeout(opts.readTimeout * EXCHANGE_DEADLINE);
   for (let hop = 0; ; hop++) {
     const dispatcher = url.origin === opts.origin ? opts.pool : opts.redirects;
     const res = await dispatcher.request({
@@ -60,10 +58,13 @@ async function follow(opts: RedirectsOptions, req: UpstreamRequest): Promise<Ups
       headers,
       headersTimeout: opts.readTimeout,
       bodyTimeout: req.bodyTimeout ?? opts.readTimeout,
-      ...(signal ? { signal } : {}),
     });
     const location = res.headers.location;
-    if (res.statusCode < 300 || res.statusCode >= 400 || res.statusCode === 304 || !location) return { res, origin: url.origin };
+    if (res.statusCode < 300 || res.statusCode >= 400 || res.statusCode === 304 || !location) {
+      // Anything but a blob is small: its whole body within a deadline.
+      if (!req.blob) bodyDeadline(res.body, opts.readTimeout * EXCHANGE_DEADLINE);
+      return { res, origin: url.origin };
+    }
     await res.body.dump();
     if (hop >= MAX_REDIRECTS) throw new UpstreamBadResponseError(`upstream ${name} redirected more than ${MAX_REDIRECTS} times`);
     let next: URL;
