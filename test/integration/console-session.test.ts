@@ -136,7 +136,13 @@ describe('console logins', () => {
     const siteBasic = await uploadWith({ authorization: auth, 'sec-fetch-site': 'cross-site' });
     expect(siteBasic.status).toBe(403);
     expect(code(siteBasic)?.message).toBe('a change from a cross-site page is refused');
+    // Nor a push under /v2/ (a simple POST a page can send).
+    const v2 = await call(`${a.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { authorization: auth, 'sec-fetch-site': 'cross-site' } });
+    expect(v2.status).toBe(403);
+    expect(code(v2)).toMatchObject({ code: 'DENIED', message: 'a change from a cross-site page is refused' });
     expect(await snapshot(path.join(work, 'store'))).toEqual(after);
+    // Behind a proxy that ends TLS the page's origin is https and this server's http: the host decides.
+    expect((await uploadWith({ authorization: auth, origin: a.url.replace('http://', 'https://') })).status).toBe(201);
   });
 
   it('logout ends the session on the server: the old cookie logs nobody in', async () => {

@@ -78,12 +78,24 @@ export const CSRF_HEADER = 'x-airlock-csrf';
  * Browsers send Origin (and Sec-Fetch-Site) on such requests; scripts (curl) send neither.
  */
 function checkOrigin(request: FastifyRequest): void {
+  // The browser's own word first: it knows the page's origin, whatever proxy sits in between.
+  const site = request.headers['sec-fetch-site'];
+  if (typeof site === 'string') {
+    if (site === 'same-origin' || site === 'none') return;
+    throw new DeniedError(`a change from a ${site.slice(0, 20)} page is refused`);
+  }
   const origin = request.headers.origin;
-  if (origin !== undefined && origin !== `${request.protocol}://${request.headers.host ?? ''}`) {
+  if (origin === undefined) return;
+  let host: string | undefined;
+  try {
+    host = new URL(origin).host.toLowerCase();
+  } catch {
+    host = undefined;
+  }
+  // The host only: behind a proxy that ends TLS, the scheme the browser used is not this server's.
+  if (host === undefined || host !== (request.headers.host ?? '').toLowerCase()) {
     throw new DeniedError(`a change from another origin (${origin.slice(0, 200)}) is refused`);
   }
-  const site = request.headers['sec-fetch-site'];
-  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') throw new DeniedError(`a change from a ${site.slice(0, 20)} page is refused`);
 }
 
 /**
@@ -139,6 +151,10 @@ export const auth = unencapsulated<AuthOptions>(function auth(app, { registry, a
       throw new NameInvalidError('ns must be a single registry host name');
     }
     const action = actionOf(request.method);
+    // A cross-site page may send a simple POST (a blob upload, a mount) with Basic credentials the
+    // browser remembers; registry clients never send Sec-Fetch-Site.
+    const site = request.headers['sec-fetch-site'];
+    if (action !== 'pull' && typeof site === 'string' && site !== 'same-origin' && site !== 'none') throw new DeniedError(`a change from a ${site.slice(0, 20)} page is refused`);
     const repository = await registry.resolve({ name: ep.name, ns: ns as string | undefined }, { create: action === 'push' });
     request.asked = { ep, repository };
     if (access && !access.allowed(user, repository.storeName, action)) {
