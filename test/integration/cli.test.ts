@@ -52,8 +52,11 @@ describe('airlock CLI', () => {
       }
     }
     expect(status).toBe(200);
+    // The console used: its index's worker thread must not keep the process from ending.
+    const list = await request(`http://127.0.0.1:${port}/ui/api/repositories`);
+    expect(((await list.body.json()) as { total: number }).total).toBe(0);
     child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running 15 s after SIGTERM'), 15_000))])).toBe(0);
     // One JSON line per request, and the relative root taken from the config file's folder.
     const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.find((l) => l.msg === 'request')).toMatchObject({ method: 'GET', url: '/v2/', status: 200 });

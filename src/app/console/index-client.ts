@@ -39,6 +39,8 @@ function spawn(data: unknown): Worker {
   return new Worker(boot, { eval: true, workerData: data });
 }
 
+const STOP_WAIT_MS = 5000;
+
 export interface IndexClientDeps {
   config: Config;
   accessTimes: AccessTimes;
@@ -50,6 +52,7 @@ export interface IndexClientDeps {
 export class IndexClient {
   #worker: Worker | undefined;
   #nextId = 0;
+  #stopped = false;
   readonly #waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
 
   readonly #figures: PullFigures;
@@ -67,8 +70,6 @@ export class IndexClient {
     if (this.#worker) return this.#worker;
     const { config, rescanMs, logger } = this.deps;
     const w = spawn({ config, rescanMs });
-    // The serving process ends when its server does, whatever the index is doing.
-    w.unref();
     w.on('message', (m: FromWorker) => this.#message(w, m));
     const gone = (why: string) => {
       if (this.#worker !== w) return;
@@ -81,6 +82,9 @@ export class IndexClient {
       gone(e.message);
     });
     w.on('exit', (code) => gone(`exit code ${code}`));
+    // After the listeners: adding a 'message' listener refs the worker again. The serving
+    // process ends when its server does, whatever the index is doing.
+    w.unref();
     this.#worker = w;
     return w;
   }
@@ -100,6 +104,8 @@ export class IndexClient {
   }
 
   #ask<T>(req: Request): Promise<T> {
+    // Shutting down: a request that comes late must not start a new worker (and a first walk).
+    if (this.#stopped) return Promise.reject(new Error('the console is shutting down'));
     const w = this.#start();
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -121,7 +127,7 @@ export class IndexClient {
     if (this.#worker) await this.#ask({ op: 'reloadPins' });
   }
 
-  /** A whole walk now (after a prefetch run); started by it when the console was never used. */
+  /** A whole walk now (after a prefetch run), when the index runs (else its first walk comes later). */
   async scan(): Promise<void> {
     if (this.#worker) await this.#ask({ op: 'scan' });
   }
@@ -152,11 +158,16 @@ export class IndexClient {
     return this.#ask({ op: 'imageFacts', name, digest });
   }
 
+  /** Lets the requests in flight finish (for at most STOP_WAIT_MS), then ends the worker. */
   async stop(): Promise<void> {
+    this.#stopped = true;
     const w = this.#worker;
+    if (!w) return;
+    const deadline = Date.now() + STOP_WAIT_MS;
+    while (this.#waiting.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.#worker = undefined;
     for (const p of this.#waiting.values()) p.reject(new Error("the console's index stopped"));
     this.#waiting.clear();
-    await w?.terminate();
+    await w.terminate();
   }
 }

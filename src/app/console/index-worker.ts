@@ -14,6 +14,7 @@ import { RepoIndex } from './repo-index.js';
 import { storeSource } from './sources.js';
 
 const port = parentPort!;
+const FIRST_WAIT_MS = 10_000;
 const { config, rescanMs } = workerData as { config: Config; rescanMs: number };
 // The index only reads: a write from this thread would be a bug, refused as one.
 const store = await createStore(config, new ReadOnlyDriver(await createDriver(config), { label: 'the console index', why: 'it only reads' }));
@@ -51,8 +52,9 @@ port.on('message', (m: ToWorker) => {
     return;
   }
   const run = async (): Promise<unknown> => {
-    // Nothing is answered from a half-walked store: the first answers wait for the first walk.
-    await first;
+    // The first answers wait for the first walk (seconds on a disk), but not for ever: a walk
+    // of a big bucket may take minutes, and a partial list beats a proxy's timeout.
+    await Promise.race([first, new Promise((r) => setTimeout(r, FIRST_WAIT_MS).unref())]);
     switch (m.op) {
       case 'scan':
         return index.scan();
@@ -72,7 +74,7 @@ port.on('message', (m: ToWorker) => {
   };
   run().then(
     (value) => send({ t: 'res', id: m.id, value }),
-    (e: unknown) => send({ t: 'res', id: m.id, error: (e as Error).message }),
+    (e: unknown) => send({ t: 'res', id: m.id, error: e instanceof Error ? e.message : String(e) }),
   );
 });
 

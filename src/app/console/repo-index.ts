@@ -266,7 +266,7 @@ export class RepoIndex {
     const lower = q?.toLowerCase();
     const hits = lower ? this.#byName.filter(([, l]) => l.includes(lower)) : this.#byName;
     const t = emptyTable(hits.length);
-    const names: string[] = [];
+    const names = t.names;
     const upstreams = new Map<string, number>();
     for (const [name] of hits) {
       const e = this.#repos.get(name);
@@ -283,7 +283,6 @@ export class RepoIndex {
       }
       t.pinned[i] = this.pinned(name) ? 1 : 0;
     }
-    t.names = names.join('\n');
     t.upstreamNames = [...upstreams.keys()];
     return t;
   }

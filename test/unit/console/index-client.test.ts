@@ -2,7 +2,7 @@
  * The console's index in its worker thread, on a real store of 100 repositories written in the
  * standard layout (the bench's generator): nothing runs until the console is first used, the
  * first answer waits for the whole walk, pull figures come from the serving thread's access
- * records, names are routed by the serving thread, and a stopped index starts again on use.
+ * records, names are routed by the serving thread, and stopping waits for what is in flight.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consoleStore, repoName, type ConsoleStore } from '../../../bench/lib/console-store.js';
@@ -71,10 +71,12 @@ describe('IndexClient', () => {
     expect(await client.detail('no/such')).toBeUndefined();
   });
 
-  it('a stopped index starts again on the next use', async () => {
+  it('stop lets a request in flight finish, then refuses new ones without starting a worker', async () => {
+    const pending = client.list(query, all);
     await client.stop();
+    expect((await pending).total).toBe(100);
     expect(client.running).toBe(false);
-    expect((await client.list(query, all)).total).toBe(100);
-    expect(client.running).toBe(true);
+    await expect(client.list(query, all)).rejects.toThrow('the console is shutting down');
+    expect(client.running).toBe(false);
   });
 });
