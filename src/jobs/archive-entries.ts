@@ -41,6 +41,8 @@ export interface ArchiveFile {
   blob?: { digest: Digest; size: number; staged?: StagedWrite; compression: Compression; gzipped: boolean };
   /** sha256 of the uncompressed content (a layer's diff_id), when it could be computed. */
   diffId?: Digest;
+  /** Set when the content unpacked past the bound given to readEntry: no diff_id then. */
+  unpackedTooLarge?: number;
 }
 
 const METADATA_MAX = 16 * 2 ** 20;
@@ -108,7 +110,7 @@ export function blobPathDigest(name: string): Digest | undefined {
 }
 
 /** Reads one regular file: hashes it, keeps or stages it (or both). Throws BundleError naming it. */
-export async function readEntry(store: Store, e: SourceEntry, budget: MemoryBudget): Promise<ArchiveFile> {
+export async function readEntry(store: Store, e: SourceEntry, budget: MemoryBudget, opts: { maxUnpacked?: number } = {}): Promise<ArchiveFile> {
   const name = e.name;
   if (isMetadata(name)) {
     if (e.size > METADATA_MAX) throw new BundleError(`entry ${name}: ${e.size} bytes, too large for image metadata`);
@@ -136,7 +138,18 @@ export async function readEntry(store: Store, e: SourceEntry, budget: MemoryBudg
   const gunzip = compression === 'gzip' ? createGunzip() : undefined;
   const diff = createHasher('sha256');
   let gunzipFailed = false;
-  gunzip?.on('data', (c: Buffer) => diff.update(c));
+  let unpacked = 0;
+  let tooLarge = false;
+  gunzip?.on('data', (c: Buffer) => {
+    unpacked += c.length;
+    // A layer that unpacks without end (a bomb inside the archive) costs CPU, not disk: bounded too.
+    if (opts.maxUnpacked !== undefined && unpacked > opts.maxUnpacked) {
+      tooLarge = gunzipFailed = true;
+      gunzip.destroy();
+      return;
+    }
+    diff.update(c);
+  });
   gunzip?.on('error', () => (gunzipFailed = true));
   const out = createHasher('sha256');
   let size = 0;
@@ -147,7 +160,7 @@ export async function readEntry(store: Store, e: SourceEntry, budget: MemoryBudg
         raw.update(c);
         size += c.length;
         keep?.push(c);
-        if (gunzip && !gunzipFailed && !gunzip.write(c)) await once(gunzip, 'drain').catch(() => (gunzipFailed = true));
+        if (gunzip && !gunzipFailed && !gunzip.write(c)) await Promise.race([once(gunzip, 'drain'), once(gunzip, 'close')]).catch(() => (gunzipFailed = true));
         yield c;
       }
     };
@@ -172,7 +185,7 @@ export async function readEntry(store: Store, e: SourceEntry, budget: MemoryBudg
     }
     await staged?.seal();
     const blobDigest = gzip ? Digest.parse(`sha256:${out.digest('hex')}`) : rawDigest;
-    const file: ArchiveFile = { name, raw: { digest: rawDigest, size }, blob: { digest: blobDigest, size: outSize, staged, compression, gzipped: gzip }, diffId };
+    const file: ArchiveFile = { name, raw: { digest: rawDigest, size }, blob: { digest: blobDigest, size: outSize, staged, compression, gzipped: gzip }, diffId, ...(tooLarge ? { unpackedTooLarge: opts.maxUnpacked } : {}) };
     if (keep) file.bytes = Buffer.concat(keep);
     return file;
   } catch (err) {

@@ -232,7 +232,7 @@ export class ArchiveLoader {
         if (e.type === 'symlink' || e.type === 'link') {
           aliases.set(name, linkTarget(name, e.linkname ?? '', e.type === 'symlink'));
         } else if (e.type === 'file' || e.type === 'contiguous-file') {
-          const f = await readEntry(this.store, { ...e, name }, this.#budget);
+          const f = await readEntry(this.store, { ...e, name }, this.#budget, limits ? { maxUnpacked: limits.maxRatio * e.size + RATIO_SLACK } : {});
           this.#read.push(f);
           files.set(name, f);
           const max = limits?.maxEntrySize;

@@ -255,6 +255,7 @@ export class ArchiveResolver {
         if (!lf.blob) throw new BundleError(`entry ${lf.name}: listed as a layer of ${where}, but it is not a layer`);
         if (lf.blob.compression === 'zstd' || lf.blob.compression === 'other') throw new BundleError(`entry ${lf.name}: a ${lf.blob.compression === 'zstd' ? 'zstd' : 'bzip2 or xz'}-compressed layer (gzip or uncompressed layers only)`);
         if (!lf.blob.gzipped && lf.blob.compression === 'none') throw new BundleError(`entry ${lf.name}: an uncompressed layer under blobs/ in an archive without index.json`);
+        if (lf.unpackedTooLarge !== undefined) throw new BundleError(`entry ${lf.name}: unpacks to more than ${lf.unpackedTooLarge} bytes, an upload's bound for a layer of its size: refused`);
         if (!lf.diffId) throw new BundleError(`entry ${lf.name}: not a valid gzip stream`);
         const want = Digest.tryParse(String(diffIds[j]));
         if (!want || !lf.diffId.equals(want)) throw new BundleError(`entry ${lf.name}: its content does not match diff_id ${j + 1} of ${cf.name} (${String(diffIds[j])}); it unpacks to ${lf.diffId.toString()}`);

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { createGzip } from 'node:zlib';
+import { createGzip, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import bcrypt from 'bcryptjs';
 import { request } from 'undici';
@@ -236,6 +236,22 @@ describe('hostile uploads', () => {
     await done;
     expect((await stat(bomb)).size).toBeLessThan(2 * 2 ** 20);
     await refusedUpload(bomb, OPS, 400, 'UNSUPPORTED', /^the upload unpacks to more than \d+ bytes \(64x its size, or the store's limit\): refused$/, { type: 'application/gzip' });
+
+    // The bomb inside a plain tar: a gzip layer whose diff_id would take unpacking 160 MiB.
+    const mib = Buffer.alloc(2 ** 20);
+    const diff = createHash('sha256');
+    for (let i = 0; i < 160; i++) diff.update(mib);
+    const layer = gzipSync(Buffer.alloc(160 * 2 ** 20), { level: 9 });
+    const cfgBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${diff.digest('hex')}`] } }));
+    const inner = path.join(work, 'inner-bomb.tar');
+    const pk = tar.pack();
+    const written = pipeline(pk, createWriteStream(inner));
+    pk.entry({ name: 'manifest.json' }, JSON.stringify([{ Config: `${sha256(cfgBytes)}.json`, RepoTags: ['team/inner:1'], Layers: ['l1/layer.tar'] }]));
+    pk.entry({ name: `${sha256(cfgBytes)}.json` }, cfgBytes);
+    pk.entry({ name: 'l1/layer.tar' }, layer);
+    pk.finalize();
+    await written;
+    await refusedUpload(inner, OPS, 400, 'UNSUPPORTED', new RegExp(`^entry l1/layer\\.tar: unpacks to more than ${64 * layer.length + 64 * 2 ** 20} bytes, an upload's bound for a layer of its size: refused$`));
 
     const big = Buffer.alloc(300_000, 1);
     const file = await ociTar('team/big:1', [{ digest: `sha256:${sha256(big)}`, size: big.length }], [{ name: `blobs/sha256/${sha256(big)}`, body: big }]);
