@@ -53,6 +53,11 @@ export interface LoadLimits {
 
 const RATIO_SLACK = 64 * 2 ** 20;
 
+/** How far a gzip stream of `size` bytes may unpack under `limits`. */
+function unpackBound(limits: LoadLimits, size: number): number {
+  return limits.maxRatio * size + RATIO_SLACK;
+}
+
 function tooBig(name: string, size: number, max: number): BundleError {
   return new BundleError(`entry ${name}: ${size} bytes, more than the ${max} this registry takes in one blob (push.maxBlobSize or storage.maxSize)`);
 }
@@ -196,7 +201,7 @@ export class ArchiveLoader {
         const limits = this.opts.limits;
         if (limits) {
           // A few KiB of gzip can unpack to terabytes: the bound is checked as it unpacks.
-          const cap = Math.min(limits.maxRatio * (await stat(file)).size + RATIO_SLACK, limits.maxTotal ?? Infinity);
+          const cap = Math.min(unpackBound(limits, (await stat(file)).size), limits.maxTotal ?? Infinity);
           let unpacked = 0;
           gunzip.on('data', (c: Buffer) => {
             unpacked += c.length;
@@ -232,7 +237,7 @@ export class ArchiveLoader {
         if (e.type === 'symlink' || e.type === 'link') {
           aliases.set(name, linkTarget(name, e.linkname ?? '', e.type === 'symlink'));
         } else if (e.type === 'file' || e.type === 'contiguous-file') {
-          const f = await readEntry(this.store, { ...e, name }, this.#budget, limits ? { maxUnpacked: limits.maxRatio * e.size + RATIO_SLACK } : {});
+          const f = await readEntry(this.store, { ...e, name }, this.#budget, limits ? { maxUnpacked: unpackBound(limits, e.size) } : {});
           this.#read.push(f);
           files.set(name, f);
           const max = limits?.maxEntrySize;

@@ -11,7 +11,7 @@ import { LRUCache } from 'lru-cache';
 import { UpstreamBadResponseError } from '../oci/errors.js';
 import type { Dispatcher } from '../runtime/undici.js';
 import { parseChallenges, type Challenge } from './challenge.js';
-import { bodyDeadline, EXCHANGE_DEADLINE, readBody, readHead, SMALL_BODY_MAX } from './read-body.js';
+import { bodyDeadline, EXCHANGE_DEADLINE, readBody, SMALL_BODY_MAX } from './read-body.js';
 import { realmRefusal } from './realm-policy.js';
 
 export interface Credentials {
@@ -130,7 +130,7 @@ export class Authenticator {
     // The whole body, not each byte: a token server that drips must not hold pulls forever.
     bodyDeadline(res.body, this.timeoutMs * EXCHANGE_DEADLINE);
     if (res.statusCode !== 200) {
-      await readHead(res.body);
+      await res.body.dump().catch(() => undefined);
       throw new TokenError(`token endpoint ${url.origin}${url.pathname} answered ${res.statusCode}`, res.statusCode);
     }
     let text: string;

@@ -79,11 +79,7 @@ export const CSRF_HEADER = 'x-airlock-csrf';
  */
 function checkOrigin(request: FastifyRequest): void {
   // The browser's own word first: it knows the page's origin, whatever proxy sits in between.
-  const site = request.headers['sec-fetch-site'];
-  if (typeof site === 'string') {
-    if (site === 'same-origin' || site === 'none') return;
-    throw new DeniedError(`a change from a ${site.slice(0, 20)} page is refused`);
-  }
+  if (refuseCrossSite(request)) return;
   const origin = request.headers.origin;
   if (origin === undefined) return;
   let host: string | undefined;
@@ -96,6 +92,17 @@ function checkOrigin(request: FastifyRequest): void {
   if (host === undefined || host !== (request.headers.host ?? '').toLowerCase()) {
     throw new DeniedError(`a change from another origin (${origin.slice(0, 200)}) is refused`);
   }
+}
+
+/**
+ * Refuses a request a browser says another page sent (Sec-Fetch-Site other than same-origin or
+ * none); true when the header settled it, false when it was not sent.
+ */
+function refuseCrossSite(request: FastifyRequest): boolean {
+  const site = request.headers['sec-fetch-site'];
+  if (typeof site !== 'string') return false;
+  if (site === 'same-origin' || site === 'none') return true;
+  throw new DeniedError(`a change from a ${site.slice(0, 20)} page is refused`);
 }
 
 /**
@@ -153,8 +160,7 @@ export const auth = unencapsulated<AuthOptions>(function auth(app, { registry, a
     const action = actionOf(request.method);
     // A cross-site page may send a simple POST (a blob upload, a mount) with Basic credentials the
     // browser remembers; registry clients never send Sec-Fetch-Site.
-    const site = request.headers['sec-fetch-site'];
-    if (action !== 'pull' && typeof site === 'string' && site !== 'same-origin' && site !== 'none') throw new DeniedError(`a change from a ${site.slice(0, 20)} page is refused`);
+    if (action !== 'pull') refuseCrossSite(request);
     const repository = await registry.resolve({ name: ep.name, ns: ns as string | undefined }, { create: action === 'push' });
     request.asked = { ep, repository };
     if (access && !access.allowed(user, repository.storeName, action)) {
