@@ -134,7 +134,8 @@ export class BlobService {
   /** A blob linked to the repository, from the store or its fill; `head` asks for size only. */
   async get(route: UpstreamRoute, digest: Digest, opts?: { head?: boolean }): Promise<BlobResponse> {
     const found = await this.#find(route, digest);
-    if ('size' in found) return this.#local(digest, found.size);
+    // A mirrored blob removed between here and the read (eviction, gc) is fetched again, not lost.
+    if ('size' in found) return this.#local(digest, found.size, route.upstream ? () => this.#join(route, route.upstream!, digest) : undefined);
     const { upstream } = found;
     if (opts?.head) {
       const size = await upstream.headBlob(route.upstreamRepository, digest.toString());
@@ -188,7 +189,7 @@ export class BlobService {
     return { fetched: true, size: stored.size };
   }
 
-  #local(digest: Digest, size: number): BlobResponse {
+  #local(digest: Digest, size: number, refill?: () => Promise<BlobFill>): BlobResponse {
     this.events.onBlob?.('hit');
     const redirect = this.opts.redirect ? () => this.store.blobs.url(digest, 20 * 60) : undefined;
     return {
@@ -199,9 +200,13 @@ export class BlobService {
       rangeable: true,
       open: async (range) => {
         const s = await this.store.blobs.open(digest, range);
-        // Removed between stat and open (gc, eviction): a clean 404 rather than a broken stream.
-        if (!s) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
-        return this.reading(digest, s);
+        if (s) return this.reading(digest, s);
+        // Removed between stat and open (gc, eviction): a mirrored blob is filled again, as a miss
+        // would be (the same bytes, so the size already sent holds); else a clean 404.
+        if (!refill) throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });
+        const fill = await refill();
+        await fill.ready;
+        return this.reading(digest, fill.follow(range?.start, range?.end));
       },
     };
   }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { digestBytes } from '../../src/oci/digest.js';
-import { startAirlock, type RunningAirlock } from '../helpers/airlock.js';
+import { fillsSettled, startAirlock, type RunningAirlock } from '../helpers/airlock.js';
 import { generateImage, generateIndex, type GeneratedImage } from '../helpers/images.js';
 import { pullToLayout, skopeoCopy } from '../helpers/skopeo.js';
 import { READER, startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -168,6 +168,36 @@ describe('cold and warm pulls', () => {
       const size = img.big!.blobs.reduce((s, b) => s + b.size, 0);
       expect(up.proxy.blobBytes() / size).toBeLessThanOrEqual(1.0);
       await assertStoreVerified(a.config.storage.root);
+    } finally {
+      await a.stop();
+    }
+  });
+});
+
+describe('a blob removed while it is being served', () => {
+  it('is filled again from the upstream (the same bytes), not answered 404', async () => {
+    const a = await airlockFor();
+    try {
+      await pull(a, 'library/multi:1.0', 'removed');
+      const layer = img.multi!.blobs.find((b) => b.mediaType.includes('layer'))!;
+      const hex = layer.digest.slice(7);
+      const file = path.join(a.config.storage.root, `docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`);
+      // Eviction or gc taking the blob between the lookup and the read: the window, made certain.
+      const blobs = a.store.blobs;
+      const open = blobs.open.bind(blobs);
+      blobs.open = async (d, range) => {
+        blobs.open = open;
+        await rm(path.dirname(file), { recursive: true });
+        return open(d, range);
+      };
+      up.proxy.reset();
+      const r = await request(`${a.url}/v2/library/multi/blobs/${layer.digest}`);
+      const body = Buffer.from(await r.body.arrayBuffer());
+      expect(r.statusCode).toBe(200);
+      expect(digestBytes(body, 'sha256').toString()).toBe(layer.digest);
+      expect(up.proxy.blobBytes()).toBe(layer.size);
+      await fillsSettled(a);
+      expect((await stat(file)).size).toBe(layer.size);
     } finally {
       await a.stop();
     }
