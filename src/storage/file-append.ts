@@ -15,21 +15,32 @@ export async function appendToFile(file: string, logical: string, source: AsyncI
     let pos = size;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
+    // One batch is written while the next one is read, so the socket is not idle during a write.
+    let inFlight: Promise<void> | undefined;
+    const write = async (): Promise<void> => {
+      if (inFlight) await inFlight;
+      const bufs = pending;
+      const n = pendingBytes;
+      const at = pos;
+      pending = [];
+      pendingBytes = 0;
+      pos += n;
+      inFlight = writevAll(fh, bufs, n, at);
+      // Its failure surfaces at the next await of inFlight; no unhandled rejection meanwhile.
+      inFlight.catch(() => undefined);
+    };
     try {
       for await (const chunk of source) {
         pending.push(asBuffer(chunk));
         pendingBytes += chunk.byteLength;
-        if (pendingBytes >= WRITE_BUFFER) {
-          await writevAll(fh, pending, pendingBytes, pos);
-          pos += pendingBytes;
-          pending = [];
-          pendingBytes = 0;
-        }
+        if (pendingBytes >= WRITE_BUFFER) await write();
       }
-      if (pendingBytes > 0) await writevAll(fh, pending, pendingBytes, pos);
-      return pos + pendingBytes;
+      if (pendingBytes > 0) await write();
+      await inFlight;
+      return pos;
     } catch (e) {
       // All or nothing: a broken body leaves the file as it was, so the client can resend.
+      await inFlight?.catch(() => undefined);
       await fh.truncate(size).catch(() => undefined);
       throw e;
     }

@@ -347,6 +347,18 @@ export function driverSuite(name: string, harness: DriverHarness): void {
       expect((await readAll(await driver.readStream('u/big'))).equals(Buffer.concat([old, more]))).toBe(true);
     });
 
+    it('appends many write batches in order, and a body broken after several leaves the file as it was', async () => {
+      const head = randomBytes(777);
+      const parts = Array.from({ length: 40 }, () => randomBytes(100_003));
+      await driver.writeFile('u/many', head);
+      expect(await driver.append('u/many', chunks(...parts), head.length)).toBe(head.length + 40 * 100_003);
+      const whole = Buffer.concat([head, ...parts]);
+      expect((await readAll(await driver.readStream('u/many'))).equals(whole)).toBe(true);
+      await expect(driver.append('u/many', chunks(...parts, ...parts, new Error('cut')), whole.length)).rejects.toThrow('cut');
+      expect((await driver.stat('u/many'))?.size).toBe(whole.length);
+      expect((await readAll(await driver.readStream('u/many'))).equals(whole)).toBe(true);
+    });
+
     it('syncs a file without changing it', async () => {
       await driver.writeFile('y/file', 'durable');
       await driver.sync('y/file');
