@@ -25,5 +25,5 @@ EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:5000/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--liftoff-only", "--no-concurrent-recompilation", "/opt/airlock/dist/cli/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--initial-old-space-size=64", "--liftoff-only", "--no-concurrent-recompilation", "/opt/airlock/dist/cli/main.js"]
 CMD ["serve", "--config", "/etc/airlock/mirror.yml"]

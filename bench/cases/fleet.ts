@@ -106,7 +106,7 @@ export async function fleetCase(up: TestUpstream, ref: string, imageBytes: numbe
     if (floor.time.length) {
       const t = stats(floor.time).median;
       extras.push({
-        case: `fleet warm round (${label}) through bare Node relays in the replicas' place (undici from the bucket piped to the client, nothing else; manifests forwarded to the replicas): s and CPU seconds of the relays (median)`,
+        case: `fleet warm round (${label}) through bare Node relays in the replicas' place (undici from the bucket piped to the client, nothing else, airlock's Node flags; manifests forwarded to the replicas): s and CPU seconds of the relays (median)`,
         value: `${t.toFixed(2)} s (${(t / stats(warm.distribution).median).toFixed(2)}× ${peerName('Distribution')}), ${stats(floor.cpu).median.toFixed(2)} CPU s`,
       });
     }

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { NODE_FLAGS } from '../../test/helpers/cli.js';
 import type { Radosgw } from './fleet.js';
 import { splitHost, startListening, type RelayProcess } from './relay.js';
 
@@ -9,7 +10,7 @@ const require = createRequire(import.meta.url);
  * each blob GET from the bucket (a presigned URL, kept per key; undici's body piped into the
  * response, as airlock does) and forwards everything else (manifests, the API root) to a
  * replica. No framework, no access checks, no store logic, no logging: what moving the bytes
- * from the bucket to the client costs Node by itself on this machine.
+ * from the bucket to the client costs Node by itself on this machine, with airlock's Node flags.
  */
 export function startBlobRelay(replica: string, gw: Radosgw, bucket: string, prefix: string): Promise<RelayProcess> {
   const [rHost, rPort] = splitHost(replica);
@@ -52,5 +53,6 @@ export function startBlobRelay(replica: string, gw: Radosgw, bucket: string, pre
       }
     });
     server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
-  return startListening(script, 'the blob relay', { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
+  // airlock's own Node flags: the floor under a replica started as the launchers start one.
+  return startListening(script, 'the blob relay', { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, NODE_FLAGS);
 }

@@ -65,9 +65,12 @@ export function splitHost(hostPort: string): [string, number] {
   return [hostPort.slice(0, colon), Number(hostPort.slice(colon + 1))];
 }
 
-/** Runs `script` in its own Node process; the script prints the port it listens on, on 127.0.0.1. */
-export async function startListening(script: string, what: string, env: NodeJS.ProcessEnv = process.env): Promise<RelayProcess> {
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env });
+/**
+ * Runs `script` in its own Node process, with `flags` for Node; the script prints the port it
+ * listens on, on 127.0.0.1.
+ */
+export async function startListening(script: string, what: string, env: NodeJS.ProcessEnv = process.env, flags: string[] = []): Promise<RelayProcess> {
+  const child = spawn(process.execPath, [...flags, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const listening = await new Promise<number>((resolve, reject) => {
     child.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
     child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --liftoff-only --no-concurrent-recompilation
+#!/usr/bin/env -S node --max-semi-space-size=4 --initial-old-space-size=64 --liftoff-only --no-concurrent-recompilation
 /**
  * The airlock command. Only this file calls process.exit: a usage or input error prints one line
  * and exits 2; anything else exits 1 (with the stack under --debug).

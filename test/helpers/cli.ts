@@ -11,7 +11,7 @@ export const AIRLOCK_BIN = path.resolve('dist/cli/main.js');
  * (its optimizing compile cost ≈ 30 MiB of RSS), and optimizing compiles on the main thread,
  * whose scratch memory worker threads' arenas kept (README: memory).
  */
-export const NODE_FLAGS = ['--max-semi-space-size=4', '--liftoff-only', '--no-concurrent-recompilation'];
+export const NODE_FLAGS = ['--max-semi-space-size=4', '--initial-old-space-size=64', '--liftoff-only', '--no-concurrent-recompilation'];
 
 export async function runAirlock(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
