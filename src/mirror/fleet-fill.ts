@@ -42,6 +42,8 @@ export async function servePeerFill(blobs: BlobService, digest: Digest, offset: 
 export class FleetFillSource implements FillSource {
   #owner = false;
   #renew: NodeJS.Timeout | undefined;
+  /** The renewal in flight, if any. */
+  #renewing: Promise<void> | undefined;
   /** Offset at which the current stream started, while reading from a peer or the bucket. */
   #peerFrom: number | undefined;
   #peerIsReplica = false;
@@ -156,13 +158,11 @@ export class FleetFillSource implements FillSource {
     this.fleet.stats.led++;
     ctl.claim();
     const every = Math.max(200, Math.floor(this.fleet.opts.leaseTTL / 3));
-    let renewing = false;
     this.#renew = setInterval(() => {
-      if (renewing) return;
-      renewing = true;
-      void this.#renewOnce()
+      if (this.#renewing) return;
+      this.#renewing = this.#renewOnce()
         .catch((e: unknown) => this.log.warn({ digest: this.digest.toString(), err: (e as Error).message }, 'could not renew a fill lease'))
-        .finally(() => (renewing = false));
+        .finally(() => (this.#renewing = undefined));
     }, every);
     this.#renew.unref();
   }
@@ -205,6 +205,8 @@ export class FleetFillSource implements FillSource {
   async settled(): Promise<void> {
     clearInterval(this.#renew);
     this.#renew = undefined;
+    // A renewal already past its check would write the lease again after the delete below.
+    await this.#renewing;
     if (this.#owner) {
       this.#owner = false;
       const now = await this.fleet.readLease(this.digest);
