@@ -1,17 +1,16 @@
 /**
  * The console's repository index: every stored repository with its tags, manifests, size and
- * pull figures, in memory, so the list answers in milliseconds for ten thousand names. Built by
+ * pins, in memory, so the list answers in milliseconds for ten thousand names. Built by
  * a walk of the store in the background, kept current by events (manifests fetched, pushes,
  * deletes, evictions: refresh one name) and by a periodic rescan for what other processes
  * (import, load, gc) changed. Manifests are immutable by digest: a rescan parses only the ones it
- * has not seen. Pulls are not events here: the access records (AccessTimes) count them, which
- * the pull path writes anyway, and the index reads them when it answers.
+ * has not seen. Pulls are not kept here: the access records (AccessTimes) count them on the
+ * serving thread, which adds them to what the index answers (index-client.ts, repo-list.ts).
  */
 import { parseManifest } from '../../oci/manifest.js';
 import { blobKey, DistinctBytes, keyOf, mediaTypeOf } from './blob-keys.js';
-import type { MayPull, RepoDetail, RepoPage, RepoQuery } from '../../http/console-service.js';
-import type { Access } from '../../storage/access-times.js';
-import { emptyTable, listPage, pullFigures, type PullFigures, type RowTable } from './repo-list.js';
+import type { RepoDetail } from '../../http/console-service.js';
+import { emptyTable, type RowTable } from './repo-list.js';
 
 /** What the index reads of the store (store-source.ts adapts the real one). */
 export interface IndexSource {
@@ -23,11 +22,6 @@ export interface IndexSource {
   manifest(digest: string): Promise<Buffer | undefined>;
   describe(repo: string): Promise<{ kind: 'local' | 'mirror'; upstream: string | null }>;
   pins(): Promise<Array<{ name: string; digest: string }>>;
-  /**
-   * The access records of a repository's images: last served and pulls, by manifest digest.
-   * Absent in the index's worker thread: the records live with the pull path, which adds them.
-   */
-  access?(repo: string): ReadonlyMap<string, Readonly<Access>> | undefined;
 }
 
 /** What the index keeps of one manifest. */
@@ -85,11 +79,7 @@ export class RepoIndex {
   /** Set once the first walk has finished. */
   ready = false;
 
-  readonly #figures: PullFigures;
-
-  constructor(private readonly source: IndexSource, private readonly opts: { debounceMs?: number; concurrency?: number } = {}) {
-    this.#figures = pullFigures((n) => source.access?.(n));
-  }
+  constructor(private readonly source: IndexSource, private readonly opts: { debounceMs?: number; concurrency?: number } = {}) {}
 
   get size(): number {
     return this.#repos.size;
@@ -105,17 +95,6 @@ export class RepoIndex {
 
   summary(digest: string): ManifestSummary | undefined {
     return this.#summaries.get(digest);
-  }
-
-  /** Pulls of one image, or of every image the repository's records hold (since the start). */
-  pulls(name: string, digest?: string): number {
-    if (digest !== undefined) return this.source.access?.(name)?.get(digest)?.pulls ?? 0;
-    return this.#figures.pulls(name);
-  }
-
-  /** When an image of the repository was last served; null: never, as far as the records go. */
-  lastPulled(name: string): number | null {
-    return this.#figures.lastPulled(name);
   }
 
   pinned(name: string, digest?: string): boolean {
@@ -174,7 +153,7 @@ export class RepoIndex {
     for (const d of [...this.#summaries.keys()]) if (!used.has(d)) this.#summaries.delete(d);
     this.ready = true;
     // The name order is built here, so no request pays for it after a walk.
-    this.list({ sort: 'name', order: 'asc', offset: 0, limit: 0 }, () => false);
+    this.#names();
   }
 
   async #each(names: string[], fn: (n: string) => Promise<void>): Promise<void> {
@@ -260,11 +239,16 @@ export class RepoIndex {
     return bytes.total();
   }
 
+  /** Every name in order with its lower case, kept until a name comes or goes. */
+  #names(): Array<[string, string]> {
+    return (this.#byName ??= [...this.#repos.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((n) => [n, n.toLowerCase()]));
+  }
+
   /** The repositories whose names contain `q` (any case), in name order, as columns. */
   rows(q?: string): RowTable {
-    this.#byName ??= [...this.#repos.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((n) => [n, n.toLowerCase()]);
+    const byName = this.#names();
     const lower = q?.toLowerCase();
-    const hits = lower ? this.#byName.filter(([, l]) => l.includes(lower)) : this.#byName;
+    const hits = lower ? byName.filter(([, l]) => l.includes(lower)) : byName;
     const t = emptyTable(hits.length);
     const names = t.names;
     const upstreams = new Map<string, number>();
@@ -285,11 +269,6 @@ export class RepoIndex {
     }
     t.upstreamNames = [...upstreams.keys()];
     return t;
-  }
-
-  /** One page of the repositories `may` allows, with pulls from the access records. */
-  list(query: RepoQuery, may: MayPull): RepoPage {
-    return listPage(this.rows(query.q), query, may, this.#figures);
   }
 
   /** A repository's page (read again first): its tags and untagged images; lastPulled is the caller's to add. */

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { RepoIndex, type IndexSource } from '../../../src/app/console/repo-index.js';
+import { listPage, pullFigures } from '../../../src/app/console/repo-list.js';
+import type { MayPull, RepoQuery } from '../../../src/http/console-service.js';
 import { AccessTimes } from '../../../src/storage/access-times.js';
 import type { StorageDriver } from '../../../src/storage/driver.js';
 
@@ -59,12 +61,14 @@ class FakeStore implements IndexSource {
   async pins() {
     return this.pinned;
   }
-  access(repo: string) {
-    return this.times.of(repo);
-  }
 }
 
-const q = (over: Partial<Parameters<RepoIndex['list']>[0]> = {}) => ({ sort: 'name' as const, order: 'asc' as const, offset: 0, limit: 50, ...over });
+const q = (over: Partial<RepoQuery> = {}): RepoQuery => ({ sort: 'name', order: 'asc', offset: 0, limit: 50, ...over });
+
+/** A page as the serving thread builds it (index-client.ts): the index's rows, the pull figures from the records. */
+const list = (index: RepoIndex, s: FakeStore, query: RepoQuery, may: MayPull) => listPage(index.rows(query.q), query, may, pullFigures((n) => s.times.of(n)));
+/** Pulls of one image, or of every image of the repository, as the console shows them. */
+const pulls = (s: FakeStore, name: string, digest?: string) => (digest === undefined ? pullFigures((n) => s.times.of(n)).pulls(name) : (s.times.of(name)?.get(digest)?.pulls ?? 0));
 
 describe('console repository index', () => {
   it('counts images, tags and the distinct bytes each repository references', async () => {
@@ -81,7 +85,7 @@ describe('console repository index', () => {
     s.times.touch('library/alpine', b, 1234);
     const index = new RepoIndex(s);
     await index.scan();
-    const page = index.list(q(), all);
+    const page = list(index, s, q(), all);
     expect(page.total).toBe(2);
     const [app, alpine] = page.items;
     // l1 counted once; both configs; both manifests' own bytes.
@@ -98,12 +102,12 @@ describe('console repository index', () => {
     const index = new RepoIndex(s);
     await index.scan();
     const mine = (n: string) => n.startsWith('team1/');
-    const page = index.list(q({ q: 'SVC', sort: 'size', order: 'desc', limit: 3 }), mine);
+    const page = list(index, s, q({ q: 'SVC', sort: 'size', order: 'desc', limit: 3 }), mine);
     expect(page.total).toBe(10);
     expect(page.items.map((r) => r.name)).toEqual(['team1/svc28', 'team1/svc25', 'team1/svc22']);
-    expect(index.list(q({ offset: 9, limit: 5 }), mine).items.map((r) => r.name)).toEqual(['team1/svc28']);
+    expect(list(index, s, q({ offset: 9, limit: 5 }), mine).items.map((r) => r.name)).toEqual(['team1/svc28']);
     // Hostile: a forbidden repository is absent even when asked for by its exact name.
-    expect(index.list(q({ q: 'team0/svc00' }), mine).total).toBe(0);
+    expect(list(index, s, q({ q: 'team0/svc00' }), mine).total).toBe(0);
   });
 
   it('reads pulls and last pulls from the access records; a rescan drops what vanished', async () => {
@@ -118,21 +122,21 @@ describe('console repository index', () => {
     s.times.touch('library/y', b, 6000, true);
     // A HEAD (not a pull) moves the last access, not the count.
     s.times.touch('library/y', b, 7500, false);
-    expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([3, 1, 4]);
-    expect(index.list(q(), all).items[0]).toMatchObject({ pulls: 4, lastPulled: 7500 });
+    expect([pulls(s, 'library/y', a), pulls(s, 'library/y', b), pulls(s, 'library/y')]).toEqual([3, 1, 4]);
+    expect(list(index, s, q(), all).items[0]).toMatchObject({ pulls: 4, lastPulled: 7500 });
     // Counts stay across refreshes and a rescan; a manifest deleted (its record forgotten) drops its pulls.
     await index.refresh('library/y');
     await index.scan();
-    expect(index.pulls('library/y')).toBe(4);
+    expect(pulls(s, 'library/y')).toBe(4);
     s.repos.get('library/y')!.revisions.delete(b);
     s.repos.get('library/y')!.tags.delete('v2');
     s.times.forget('library/y', b);
     await index.refresh('library/y');
-    expect([index.pulls('library/y', a), index.pulls('library/y', b), index.pulls('library/y')]).toEqual([3, 0, 3]);
-    expect(index.list(q(), all).items[0]).toMatchObject({ pulls: 3, lastPulled: 7002 });
+    expect([pulls(s, 'library/y', a), pulls(s, 'library/y', b), pulls(s, 'library/y')]).toEqual([3, 0, 3]);
+    expect(list(index, s, q(), all).items[0]).toMatchObject({ pulls: 3, lastPulled: 7002 });
     s.repos.delete('library/y');
     await index.scan();
-    expect(index.list(q(), all).total).toBe(0);
+    expect(list(index, s, q(), all).total).toBe(0);
   });
 
   it('sorts by pulls and by last pull, never-pulled last in descending order', async () => {
@@ -143,8 +147,8 @@ describe('console repository index', () => {
     await index.scan();
     for (let i = 0; i < 5; i++) s.times.touch('a/one', one!, 100, true);
     s.times.touch('a/two', two!, 900, true);
-    expect(index.list(q({ sort: 'pulls', order: 'desc' }), all).items.map((r) => [r.name, r.pulls])).toEqual([['a/one', 5], ['a/two', 1], ['a/three', 0]]);
-    expect(index.list(q({ sort: 'lastPulled', order: 'desc' }), all).items.map((r) => [r.name, r.lastPulled])).toEqual([['a/two', 900], ['a/one', 100], ['a/three', null]]);
+    expect(list(index, s, q({ sort: 'pulls', order: 'desc' }), all).items.map((r) => [r.name, r.pulls])).toEqual([['a/one', 5], ['a/two', 1], ['a/three', 0]]);
+    expect(list(index, s, q({ sort: 'lastPulled', order: 'desc' }), all).items.map((r) => [r.name, r.lastPulled])).toEqual([['a/two', 900], ['a/one', 100], ['a/three', null]]);
   });
 
   it('a rescan parses only manifests it has not seen', async () => {
@@ -175,7 +179,7 @@ describe('console repository index', () => {
       let best = Infinity;
       for (let i = 0; i < 3; i++) {
         const t = performance.now();
-        const page = index.list(q({ sort, order: 'desc', q: 'repo', limit: 500 }), (n) => !n.startsWith('org7/'));
+        const page = list(index, s, q({ sort, order: 'desc', q: 'repo', limit: 500 }), (n) => !n.startsWith('org7/'));
         best = Math.min(best, performance.now() - t);
         expect(page.total).toBe(9_800);
         expect(page.items).toHaveLength(500);
