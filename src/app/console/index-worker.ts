@@ -35,7 +35,8 @@ const index = new RepoIndex(storeSource(store, config.http.maxManifestSize, desc
 const scan = () =>
   index.scan().catch((e: unknown) => send({ t: 'log', msg: 'console rescan failed', err: (e as Error).message }));
 
-const first = scan();
+let walked = false;
+const first = scan().finally(() => (walked = true));
 
 port.on('message', (m: ToWorker) => {
   if (m.t === 'described') {
@@ -54,7 +55,7 @@ port.on('message', (m: ToWorker) => {
   const run = async (): Promise<unknown> => {
     // The first answers wait for the first walk (seconds on a disk), but not for ever: a walk
     // of a big bucket may take minutes, and a partial list beats a proxy's timeout.
-    await Promise.race([first, new Promise((r) => setTimeout(r, FIRST_WAIT_MS).unref())]);
+    if (!walked) await Promise.race([first, new Promise((r) => setTimeout(r, FIRST_WAIT_MS).unref())]);
     switch (m.op) {
       case 'scan':
         return index.scan();
