@@ -115,9 +115,11 @@ export class BlobService {
    * that this repository has the blob too.
    */
   async #find(route: UpstreamRoute, digest: Digest): Promise<{ size: number } | { route: UpstreamRoute; upstream: UpstreamClient }> {
-    const [info, linked] = await Promise.all([this.store.blobs.stat(digest), this.store.links.isBlobLinked(route.storeName, digest)]);
+    const [served, linked] = await Promise.all([this.store.blobs.servedSize(digest), this.store.links.isBlobLinked(route.storeName, digest)]);
     const upstream = route.upstream;
-    if (info && linked) return { size: info.size };
+    if (served && linked) return { size: served.size };
+    // Linking below writes: it looks at the store itself, not at what memory recalls.
+    const info = served && upstream ? await this.store.blobs.stat(digest) : served;
     if (!upstream) {
       if (route.refusal && !info) throw refusedError(route.refusal);
       throw new BlobUnknownError(undefined, { detail: { digest: digest.toString() } });

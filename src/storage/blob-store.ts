@@ -44,6 +44,11 @@ export class CorruptStoreError extends Error {
 export class BlobStore {
   /** Manifests by digest: they are read on every pull and never change. */
   readonly #manifests: LRUCache<string, StoredManifest>;
+  /**
+   * Sizes of blobs seen stored, for servedSize(): Distribution's in-memory blob descriptor cache.
+   * A blob's size never changes; what can change is whether it is still there.
+   */
+  readonly #sizes = new LRUCache<string, number>({ max: 20_000, ttl: 10 * 60_000, ttlAutopurge: false });
 
   constructor(private readonly driver: StorageDriver, private readonly opts: BlobStoreOptions) {
     this.#manifests = new LRUCache<string, StoredManifest>({
@@ -56,7 +61,20 @@ export class BlobStore {
 
   async stat(d: Digest): Promise<BlobInfo | undefined> {
     const info = await this.driver.stat(p.blobDataPath(d));
-    return info && !info.isDirectory ? { digest: d, size: info.size } : undefined;
+    if (!info || info.isDirectory) return undefined;
+    this.#sizes.set(d.toString(), info.size);
+    return { digest: d, size: info.size };
+  }
+
+  /**
+   * A blob's size for serving it, from memory once seen: a warm GET on an object store then
+   * costs one request, not a HEAD before it. A blob that another process removed meanwhile (gc,
+   * eviction on another replica) fails at open(), which serving handles; nothing that writes
+   * may decide on this.
+   */
+  async servedSize(d: Digest): Promise<BlobInfo | undefined> {
+    const size = this.#sizes.get(d.toString());
+    return size === undefined ? this.stat(d) : { digest: d, size };
   }
 
   /** A blob's size and modification time in one look. */
@@ -70,8 +88,10 @@ export class BlobStore {
   }
 
   /** The blob's bytes (or an inclusive range of them); undefined when it is not stored. */
-  open(d: Digest, range?: { start: number; end: number }): Promise<Readable | undefined> {
-    return this.driver.readStream(p.blobDataPath(d), range);
+  async open(d: Digest, range?: { start: number; end: number }): Promise<Readable | undefined> {
+    const s = await this.driver.readStream(p.blobDataPath(d), range);
+    if (!s) this.#sizes.delete(d.toString());
+    return s;
   }
 
   /** A positional reader of a stored blob; undefined when it is not stored. */
@@ -125,6 +145,7 @@ export class BlobStore {
   /** Publishes a staged write whose content the caller has verified to hash to `d`. */
   async commit(staged: StagedWrite, d: Digest): Promise<void> {
     await staged.commit(p.blobDataPath(d));
+    this.#sizes.set(d.toString(), staged.bytesWritten);
   }
 
   /**
@@ -143,6 +164,7 @@ export class BlobStore {
     const d = digestBytes(bytes, algorithm);
     const existing = await this.stat(d);
     if (existing?.size !== bytes.byteLength) await this.driver.writeFile(p.blobDataPath(d), bytes);
+    this.#sizes.set(d.toString(), bytes.byteLength);
     return d;
   }
 
@@ -165,7 +187,10 @@ export class BlobStore {
   /** Removes a blob's bytes (gc's sweep): the data file first, so no reader sees a partial one. */
   async delete(d: Digest): Promise<void> {
     this.#manifests.delete(d.toString());
+    this.#sizes.delete(d.toString());
     await this.driver.deleteFile(p.blobDataPath(d));
+    // Again: a stat that was in flight may have put it back.
+    this.#sizes.delete(d.toString());
     await this.driver.deleteEmptyDirectory(p.blobDir(d));
   }
 
@@ -173,6 +198,7 @@ export class BlobStore {
   async quarantine(d: Digest): Promise<string> {
     const dest = p.quarantinePath(d, Date.now());
     this.#manifests.delete(d.toString());
+    this.#sizes.delete(d.toString());
     await this.driver.move(p.blobDir(d), dest);
     return dest;
   }

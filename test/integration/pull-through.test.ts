@@ -204,6 +204,30 @@ describe('a blob removed while it is being served', () => {
   });
 });
 
+describe('a blob another process removed (gc, a replica evicting)', () => {
+  it('is filled again on the next GET, though this process recalls its size', async () => {
+    const a = await airlockFor();
+    try {
+      await pull(a, 'library/multi:1.0', 'gone');
+      const layer = img.multi!.blobs.find((b) => b.mediaType.includes('layer'))!;
+      const hex = layer.digest.slice(7);
+      const file = path.join(a.config.storage.root, `docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`);
+      await rm(path.dirname(file), { recursive: true });
+      up.proxy.reset();
+      const r = await request(`${a.url}/v2/library/multi/blobs/${layer.digest}`);
+      const body = Buffer.from(await r.body.arrayBuffer());
+      expect(r.statusCode).toBe(200);
+      expect(Number(r.headers['content-length'])).toBe(layer.size);
+      expect(digestBytes(body, 'sha256').toString()).toBe(layer.digest);
+      expect(up.proxy.blobBytes()).toBe(layer.size);
+      await fillsSettled(a);
+      expect((await stat(file)).size).toBe(layer.size);
+    } finally {
+      await a.stop();
+    }
+  });
+});
+
 describe('clients of one fill', () => {
   it('a client that keeps up, a slow one and a late one all get every byte of a fill, fetched once', async () => {
     // The fill keeps its newest 1 MiB in memory: the fast client is served from there, the slow

@@ -186,4 +186,34 @@ describe('Store roles', () => {
     expect(await store.blobs.stat(other)).toBeUndefined();
     expect(await readdir(path.join(v2(), 'blobs/sha256', other.hex.slice(0, 2)))).toEqual([]);
   });
+
+  it('recalls blob sizes for serving, but never for stat(), and forgets blobs removed behind its back', async () => {
+    const d = await store.blobs.put(Buffer.from('hello'));
+    let stats = 0;
+    const stat = driver.stat.bind(driver);
+    driver.stat = (logical) => {
+      stats++;
+      return stat(logical);
+    };
+    expect(await store.blobs.servedSize(d)).toEqual({ digest: d, size: 5 });
+    expect(stats).toBe(0);
+    // Another process (gc, a replica's eviction) removes the bytes: what writes asks the store.
+    await rm(path.join(v2(), 'blobs/sha256', d.hex.slice(0, 2), d.hex), { recursive: true });
+    expect(await store.blobs.stat(d)).toBeUndefined();
+    expect(stats).toBe(1);
+    // Serving recalls the size until its read finds nothing, and then asks the store again.
+    expect((await store.blobs.servedSize(d))?.size).toBe(5);
+    expect(await store.blobs.open(d)).toBeUndefined();
+    expect(await store.blobs.servedSize(d)).toBeUndefined();
+    expect(stats).toBe(2);
+    // A stat that finds it is recalled; a delete here forgets it.
+    const e = await store.blobs.put(Buffer.from('again'));
+    const fresh = new Store(driver, { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+    expect((await fresh.blobs.servedSize(e))?.size).toBe(5);
+    expect((await fresh.blobs.servedSize(e))?.size).toBe(5);
+    expect(stats).toBe(4);
+    await fresh.blobs.delete(e);
+    expect(await fresh.blobs.servedSize(e)).toBeUndefined();
+    expect(stats).toBe(5);
+  });
 });
