@@ -174,45 +174,19 @@ describe('cold and warm pulls', () => {
   });
 });
 
-describe('a blob removed while it is being served', () => {
-  it('is filled again from the upstream (the same bytes), not answered 404', async () => {
+describe('a blob removed from the store', () => {
+  /**
+   * Pulls library/multi, runs `remove` on one of its layers, then GETs it: the same bytes, the
+   * upstream asked for them once more, and the blob stored again.
+   */
+  async function removedThenServed(name: string, remove: (a: RunningAirlock, file: string) => Promise<void>): Promise<void> {
     const a = await airlockFor();
     try {
-      await pull(a, 'library/multi:1.0', 'removed');
+      await pull(a, 'library/multi:1.0', name);
       const layer = img.multi!.blobs.find((b) => b.mediaType.includes('layer'))!;
       const hex = layer.digest.slice(7);
       const file = path.join(a.config.storage.root, `docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`);
-      // Eviction or gc taking the blob between the lookup and the read: the window, made certain.
-      const blobs = a.store.blobs;
-      const open = blobs.open.bind(blobs);
-      blobs.open = async (d, range) => {
-        blobs.open = open;
-        await rm(path.dirname(file), { recursive: true });
-        return open(d, range);
-      };
-      up.proxy.reset();
-      const r = await request(`${a.url}/v2/library/multi/blobs/${layer.digest}`);
-      const body = Buffer.from(await r.body.arrayBuffer());
-      expect(r.statusCode).toBe(200);
-      expect(digestBytes(body, 'sha256').toString()).toBe(layer.digest);
-      expect(up.proxy.blobBytes()).toBe(layer.size);
-      await fillsSettled(a);
-      expect((await stat(file)).size).toBe(layer.size);
-    } finally {
-      await a.stop();
-    }
-  });
-});
-
-describe('a blob another process removed (gc, a replica evicting)', () => {
-  it('is filled again on the next GET, though this process recalls its size', async () => {
-    const a = await airlockFor();
-    try {
-      await pull(a, 'library/multi:1.0', 'gone');
-      const layer = img.multi!.blobs.find((b) => b.mediaType.includes('layer'))!;
-      const hex = layer.digest.slice(7);
-      const file = path.join(a.config.storage.root, `docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`);
-      await rm(path.dirname(file), { recursive: true });
+      await remove(a, file);
       up.proxy.reset();
       const r = await request(`${a.url}/v2/library/multi/blobs/${layer.digest}`);
       const body = Buffer.from(await r.body.arrayBuffer());
@@ -225,7 +199,22 @@ describe('a blob another process removed (gc, a replica evicting)', () => {
     } finally {
       await a.stop();
     }
-  });
+  }
+
+  it('while it is being served is filled again from the upstream (the same bytes), not answered 404', () =>
+    removedThenServed('removed', async (a, file) => {
+      // Eviction or gc taking the blob between the lookup and the read: the window, made certain.
+      const blobs = a.store.blobs;
+      const open = blobs.open.bind(blobs);
+      blobs.open = async (d, range) => {
+        blobs.open = open;
+        await rm(path.dirname(file), { recursive: true });
+        return open(d, range);
+      };
+    }));
+
+  it('by another process (gc, a replica evicting) is filled again, though this process recalls its size', () =>
+    removedThenServed('gone', (_a, file) => rm(path.dirname(file), { recursive: true })));
 });
 
 describe('clients of one fill', () => {
