@@ -187,9 +187,8 @@ export class BlobStore {
   /** Removes a blob's bytes (gc's sweep): the data file first, so no reader sees a partial one. */
   async delete(d: Digest): Promise<void> {
     this.#manifests.delete(d.toString());
-    this.#sizes.delete(d.toString());
     await this.driver.deleteFile(p.blobDataPath(d));
-    // Again: a stat that was in flight may have put it back.
+    // Once the bytes are gone: a stat that ran meanwhile found them and would have put it back.
     this.#sizes.delete(d.toString());
     await this.driver.deleteEmptyDirectory(p.blobDir(d));
   }
@@ -198,8 +197,8 @@ export class BlobStore {
   async quarantine(d: Digest): Promise<string> {
     const dest = p.quarantinePath(d, Date.now());
     this.#manifests.delete(d.toString());
-    this.#sizes.delete(d.toString());
     await this.driver.move(p.blobDir(d), dest);
+    this.#sizes.delete(d.toString());
     return dest;
   }
 }

@@ -215,5 +215,10 @@ describe('Store roles', () => {
     await fresh.blobs.delete(e);
     expect(await fresh.blobs.servedSize(e)).toBeUndefined();
     expect(stats).toBe(5);
+    // So does a quarantine.
+    const q = await fresh.blobs.put(Buffer.from('suspect'));
+    expect((await fresh.blobs.servedSize(q))?.size).toBe(7);
+    await fresh.blobs.quarantine(q);
+    expect(await fresh.blobs.servedSize(q)).toBeUndefined();
   });
 });
