@@ -27,3 +27,5 @@ export function requestUrl(dispatcher: Undici.Dispatcher, url: string | URL, opt
   const u = typeof url === 'string' ? new URL(url) : url;
   return dispatcher.request({ ...opts, origin: u.origin, path: `${u.pathname}${u.search}`, method: opts.method ?? 'GET' });
 }
+
+export const buildConnector = require('undici/lib/core/connect.js') as typeof Undici.buildConnector;

@@ -20,6 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { CopyObjectCommand, DeleteObjectCommand, HeadBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { largeReadConnector } from '../runtime/large-reads.js';
 import { Agent as UndiciAgent } from '../runtime/undici.js';
 import type { FileInfo, PositionalReader, StagedWrite, StorageDriver } from './driver.js';
 import { FilesystemDriver } from './filesystem-driver.js';
@@ -45,7 +46,7 @@ export class S3Driver implements StorageDriver, S3Bucket {
   /** Local spool for staged writes (one directory per process, cleaned at start). */
   readonly spool: FilesystemDriver;
   /** Connections for object bodies (readStream). */
-  readonly #http = new UndiciAgent({ keepAliveTimeout: 30_000, connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 120_000 });
+  readonly #http = new UndiciAgent({ keepAliveTimeout: 30_000, connect: largeReadConnector({ timeout: 10_000 }), headersTimeout: 60_000, bodyTimeout: 120_000 });
   readonly #readUrls = new ReadUrls(this);
 
   constructor(readonly config: S3DriverConfig, spoolRoot: string) {
