@@ -1,28 +1,27 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { scrub } from './redact.js';
 
 export type { Logger };
 
-/**
- * Everything that can carry a credential. pino's redaction works on paths, so list the places
- * our own log calls and the request serializer put them.
- */
-const REDACT = [
-  'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization',
-  'cookie', '*.cookie', 'req.headers.cookie', 'set-cookie', '*["set-cookie"]',
-  'password', '*.password', 'token', '*.token', 'access_token', '*.access_token',
-  'refresh_token', '*.refresh_token', 'secretKey', '*.secretKey', 'accessKey', '*.accessKey',
-];
-
 /** Logs go to stdout (serve) or, for the CLI's jobs whose stdout is their report, to stderr (fd 2). */
 export function createLogger(opts: { level: string; destination?: DestinationStream | 1 | 2 }): Logger {
-  return pino(
+  const logger = pino(
     {
       level: opts.level,
       base: { service: 'airlock' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT, censor: '[redacted]' },
-      formatters: { level: (label) => ({ level: label }) },
+      // Credentials are censored by scrub() (src/logging/redact.ts), not pino's path redaction.
+      formatters: { level: (label) => ({ level: label }), log: scrub, bindings: scrub },
     },
     typeof opts.destination === 'object' ? opts.destination : pino.destination({ fd: opts.destination ?? 1, sync: opts.destination === 2 }),
   );
+  // pino applies the bindings formatter to the root's bindings only; children (fastify's per
+  // request among them) inherit this child(), so theirs are scrubbed too.
+  type Child = (this: Logger, bindings: Record<string, unknown>, options?: object) => Logger;
+  const child = logger.child as unknown as Child;
+  const scrubbed: Child = function (bindings, options) {
+    return child.call(this, scrub(bindings), options);
+  };
+  logger.child = scrubbed as unknown as Logger['child'];
+  return logger;
 }
