@@ -9,7 +9,7 @@ const SECRET_KEYS = new Set([
   'authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'password', 'secret', 'token',
   'access_token', 'refresh_token', 'secretkey', 'accesskey', 'secretaccesskey', 'sessiontoken',
 ]);
-export const CENSOR = '[redacted]';
+const CENSOR = '[redacted]';
 /** Deeper than any object airlock logs; also what ends a walk of a cyclic object. */
 const MAX_DEPTH = 8;
 
