@@ -5,9 +5,13 @@
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'undici';
+import { peerName } from '../lib/baseline.js';
 import { both } from '../lib/compare.js';
-import { starters, type Mirror } from '../lib/mirrors.js';
+import { starters, type Mirror, type Who } from '../lib/mirrors.js';
 import { MiB } from '../lib/options.js';
+import { cpuSeconds } from '../lib/proc.js';
+import { extras } from '../lib/report.js';
+import { stats } from '../lib/stats.js';
 import { workPath } from '../lib/work-dir.js';
 
 const CHUNK = 8 * MiB;
@@ -15,16 +19,31 @@ const CHUNK = 8 * MiB;
 /** `file` holds the blob's bytes. */
 export async function pushCases(file: string, digest: string, size: number): Promise<void> {
   for (const chunked of [false, true]) {
-    await both(`push ${(size / MiB).toFixed(0)} MiB blob, ${chunked ? '8 MiB chunks' : 'monolithic'} (plain registry)`, 'MB/s', 'higher', '≥ 1.0', async (who) => {
+    const name = `push ${(size / MiB).toFixed(0)} MiB blob, ${chunked ? '8 MiB chunks' : 'monolithic'} (plain registry)`;
+    // CPU seconds per round: the server's (system time holds the copy into the page cache), and
+    // this process's (the pushing client), to show which side limits the rate.
+    const cpu: Record<Who, { user: number[]; system: number[]; client: number[] }> = { airlock: { user: [], system: [], client: [] }, distribution: { user: [], system: [], client: [] } };
+    const done = await both(name, 'MB/s', 'higher', '≥ 1.0', async (who) => {
       const root = await mkdtemp(workPath(`push-${who}-`));
       const m = await starters[who](root);
       try {
-        return await pushOnce(m, file, digest, size, chunked);
+        const s0 = await cpuSeconds(m.pid);
+        const c0 = process.cpuUsage();
+        const rate = await pushOnce(m, file, digest, size, chunked);
+        const c = process.cpuUsage(c0);
+        const s1 = await cpuSeconds(m.pid);
+        cpu[who].user.push(s1.user - s0.user);
+        cpu[who].system.push(s1.system - s0.system);
+        cpu[who].client.push((c.user + c.system) / 1e6);
+        return rate;
       } finally {
         await m.stop();
         await rm(root, { recursive: true, force: true });
       }
     });
+    if (!done) continue;
+    const line = (who: Who) => `${stats(cpu[who].user).median.toFixed(2)} + ${stats(cpu[who].system).median.toFixed(2)} / ${stats(cpu[who].client).median.toFixed(2)}`;
+    extras.push({ case: `${name}: CPU seconds of the server (user + system) / of the pushing client (the bench process) (median)`, value: `airlock ${line('airlock')}, ${peerName('Distribution')} ${line('distribution')}` });
   }
 }
 
