@@ -14,6 +14,7 @@ import { Digest, digestBytes } from '../oci/digest.js';
 import { DigestMismatchError, ManifestInvalidError, ManifestUnknownError, UpstreamBadResponseError } from '../oci/errors.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { ManifestReference } from '../oci/reference.js';
+import { SharedCalls } from '../runtime/shared-calls.js';
 import type { StoredManifest } from '../storage/blob-store.js';
 import type { Store } from '../storage/store.js';
 import type { UpstreamClient } from '../upstream/client.js';
@@ -32,7 +33,7 @@ export interface ManifestServiceOptions {
 }
 
 export class ManifestService {
-  readonly #flights = new Map<string, Promise<ManifestResponse>>();
+  readonly #flights = new SharedCalls<ManifestResponse>();
   /** store name + tag → when the tag was last confirmed with the upstream. */
   readonly #tagChecked = new LRUCache<string, number>({ max: 20_000 });
   /** Room under storage.maxSize, made before a manifest is stored (compose sets the evictor). */
@@ -64,11 +65,7 @@ export class ManifestService {
   }
 
   #single<T extends ManifestResponse>(key: string, fn: () => Promise<T>): Promise<ManifestResponse> {
-    const pending = this.#flights.get(key);
-    if (pending) return pending;
-    const p = fn().finally(() => this.#flights.delete(key));
-    this.#flights.set(key, p);
-    return p;
+    return this.#flights.run(key, fn);
   }
 
   async #manifest(route: UpstreamRoute, ref: ManifestReference): Promise<ManifestResponse> {

@@ -7,6 +7,7 @@
 import { LRUCache } from 'lru-cache';
 import { Digest } from '../oci/digest.js';
 import type { ManifestReference } from '../oci/reference.js';
+import { SharedCalls } from '../runtime/shared-calls.js';
 import { CorruptStoreError, type BlobStore, type StoredManifest } from './blob-store.js';
 import type { StorageDriver } from './driver.js';
 import * as p from './paths.js';
@@ -23,6 +24,9 @@ export class LinkStore {
    * within that second. Our own writes update it at once.
    */
   readonly #links = new LRUCache<string, Digest | true>({ max: 10_000, ttl: 1000, ttlAutopurge: false });
+  /** Concurrent misses of one link share one read: on an object store each read is a request. */
+  readonly #reads = new SharedCalls<Digest | undefined>();
+  readonly #stats = new SharedCalls<boolean>();
 
   constructor(private readonly driver: StorageDriver, private readonly blobs: BlobStore) {}
 
@@ -31,9 +35,11 @@ export class LinkStore {
   async #readLink(path: string): Promise<Digest | undefined> {
     const hit = this.#links.get(path);
     if (hit instanceof Digest) return hit;
-    const d = await this.#readLinkFile(path);
-    if (d) this.#links.set(path, d);
-    return d;
+    return this.#reads.run(path, async () => {
+      const d = await this.#readLinkFile(path);
+      if (d) this.#links.set(path, d);
+      return d;
+    });
   }
 
   async #readLinkFile(path: string): Promise<Digest | undefined> {
@@ -47,14 +53,23 @@ export class LinkStore {
   /** Whether a file exists, remembering a yes for a second (links are only ever removed by gc/delete). */
   async #exists(path: string): Promise<boolean> {
     if (this.#links.has(path)) return true;
-    const ok = (await this.driver.stat(path)) !== undefined;
-    if (ok) this.#links.set(path, true);
-    return ok;
+    return this.#stats.run(path, async () => {
+      const ok = (await this.driver.stat(path)) !== undefined;
+      if (ok) this.#links.set(path, true);
+      return ok;
+    });
   }
 
   async #writeLink(path: string, d: Digest): Promise<void> {
     await this.driver.writeFile(path, p.linkContent(d));
     this.#links.set(path, d);
+    this.#forgetReads(path);
+  }
+
+  /** A caller after a change reads for itself, not through a read begun before the change. */
+  #forgetReads(path: string): void {
+    this.#reads.forget(path);
+    this.#stats.forget(path);
   }
 
   /** The digest one link file of the layout holds (verify reads each); undefined when it is missing. */
@@ -75,6 +90,7 @@ export class LinkStore {
     const path = p.layoutPath(f);
     this.#links.delete(path);
     await this.driver.delete(path);
+    this.#forgetReads(path);
     await this.driver.delete(path.slice(0, path.lastIndexOf('/')));
   }
 
@@ -189,12 +205,15 @@ export class LinkStore {
     const cur = p.tagCurrentLinkPath(repo, tag);
     this.#links.delete(cur);
     await this.driver.delete(cur);
+    this.#forgetReads(cur);
     await this.driver.delete(p.tagPath(repo, tag));
   }
 
   /** Forgets the remembered target of a tag (another replica may have moved it). */
   forgetTag(repo: string, tag: string): void {
-    this.#links.delete(p.tagCurrentLinkPath(repo, tag));
+    const cur = p.tagCurrentLinkPath(repo, tag);
+    this.#links.delete(cur);
+    this.#forgetReads(cur);
   }
 
   /** Tags of a repository, sorted; undefined when the repository has no tags directory. */

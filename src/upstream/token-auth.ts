@@ -9,6 +9,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { UpstreamBadResponseError } from '../oci/errors.js';
+import { SharedCalls } from '../runtime/shared-calls.js';
 import type { Dispatcher } from '../runtime/undici.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { bodyDeadline, EXCHANGE_DEADLINE, readBody, SMALL_BODY_MAX } from './read-body.js';
@@ -40,7 +41,7 @@ export class Authenticator {
   /** scope key → Authorization header value. */
   readonly #tokens = new LRUCache<string, CachedToken>({ max: 10_000 });
   /** scope key → token request in flight (many misses share one realm request). */
-  readonly #inflight = new Map<string, Promise<CachedToken>>();
+  readonly #inflight = new SharedCalls<CachedToken>();
   /** The last challenge seen: lets us fetch a token before the first request of a new scope. */
   #challenge: Challenge | undefined;
   /** Number of token requests made (for tests and metrics). */
@@ -86,11 +87,7 @@ export class Authenticator {
   }
 
   #obtain(scope: string, challenge: Challenge): Promise<CachedToken> {
-    const pending = this.#inflight.get(scope);
-    if (pending) return pending;
-    const p = this.#fetchToken(scope, challenge).finally(() => this.#inflight.delete(scope));
-    this.#inflight.set(scope, p);
-    return p;
+    return this.#inflight.run(scope, () => this.#fetchToken(scope, challenge));
   }
 
   /** The challenge's realm as a URL, if airlock may ask it; throws (502) when it may not. */
