@@ -1,7 +1,11 @@
 import type { FileHandle } from 'node:fs/promises';
 
-/** Small writes are coalesced into this much before a write(2). */
-export const WRITE_BUFFER = 1 << 20;
+/**
+ * Small writes are coalesced into this much before a write(2). Not more: the kernel backs one
+ * write with page-cache folios of its size, and folios of 1 MiB and up can cost several times the
+ * copy. See bench/PERFORMANCE.md#write-size-and-the-page-cache.
+ */
+export const WRITE_BUFFER = 512 << 10;
 
 /** Writes all of `bufs` at `position` (or the current offset), continuing where writev stopped short. */
 export async function writevAll(fh: FileHandle, bufs: Buffer[], total: number, position?: number): Promise<void> {
