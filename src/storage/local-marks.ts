@@ -34,7 +34,13 @@ export class LocalMarks {
     return this.#looks.run(repo, async () => {
       // The marker is a file: reading it is one request on an object store, where a stat of a
       // missing name also lists it as a directory.
-      const yes = (await this.driver.readFile(p.localMarkerPath(repo), MARKER_MAX)) !== undefined;
+      const path = p.localMarkerPath(repo);
+      // A marker too large to read (not written by mark()) still marks the name.
+      const read = await this.driver.readFile(path, MARKER_MAX).catch(async (e: unknown) => {
+        if ((await this.driver.stat(path)) === undefined) throw e;
+        return Buffer.alloc(0);
+      });
+      const yes = read !== undefined;
       // mark() may have finished while this read ran: its yes stands.
       if (this.#known.get(repo) === true) return true;
       this.#known.set(repo, yes, yes ? { ttl: 0 } : undefined);

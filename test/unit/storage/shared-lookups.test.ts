@@ -144,6 +144,12 @@ describe('store lookups', () => {
     expect(await store.local.has('team/pushed')).toBe(true);
   });
 
+  it('a marker too large to read still marks its name local', async () => {
+    await driver.writeFile(p.localMarkerPath('team/odd'), 'x'.repeat(100_000));
+    expect(await store.local.has('team/odd')).toBe(true);
+    expect(await store.local.has('team/none')).toBe(false);
+  });
+
   it('after forgetTag, a tag read does not join a read begun before the tag moved', async () => {
     const one = manifest(1);
     const two = manifest(2);
