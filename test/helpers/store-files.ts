@@ -34,3 +34,16 @@ export async function snapshot(root: string): Promise<Record<string, string>> {
   await walk(path.join(root, 'docker'));
   return out;
 }
+
+/** The smallest valid OCI image manifest, a different one for each `n` (its config digest spells n). */
+export function tinyManifest(n: number): Buffer {
+  return Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${String(n).padStart(64, '0')}`, size: 2 },
+    layers: [],
+  }));
+}
+
+/** Store options for unit tests: manifests up to 1 MiB, 1 MiB of them remembered. */
+export const TEST_STORE_OPTIONS = { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 };

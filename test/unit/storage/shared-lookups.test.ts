@@ -12,6 +12,7 @@ import type { FileInfo } from '../../../src/storage/driver.js';
 import { FilesystemDriver } from '../../../src/storage/filesystem-driver.js';
 import * as p from '../../../src/storage/paths.js';
 import { Store } from '../../../src/storage/store.js';
+import { TEST_STORE_OPTIONS, tinyManifest } from '../../helpers/store-files.js';
 
 /** A filesystem driver that counts its reads by path and can hold them until released. */
 class CountingDriver extends FilesystemDriver {
@@ -41,13 +42,7 @@ class CountingDriver extends FilesystemDriver {
   }
 }
 
-const manifest = (n: number) =>
-  Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${String(n).padStart(64, '0')}`, size: 2 },
-    layers: [],
-  }));
+const manifest = tinyManifest;
 
 function held(): { gate: Promise<void>; release(): void } {
   let release!: () => void;
@@ -59,14 +54,17 @@ let root: string;
 let driver: CountingDriver;
 let store: Store;
 
+/** Opens the store on `root` with nothing remembered, as another process would. */
+function open(): void {
+  driver = new CountingDriver(root);
+  store = new Store(driver, TEST_STORE_OPTIONS);
+}
+
 beforeEach(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'airlock-shared-'));
-  driver = new CountingDriver(root);
-  store = new Store(driver, { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+  open();
 });
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+afterEach(() => rm(root, { recursive: true, force: true }));
 
 describe('SharedCalls', () => {
   it('shares a running call by key, starts a new one once it settled or was forgotten, and shares a failure once', async () => {
@@ -110,8 +108,7 @@ describe('store lookups', () => {
     const layer = digestBytes(bytes.subarray(0, 4));
     await store.links.linkBlob('team/app', layer);
     // A second store on the same directory: another process, with nothing remembered.
-    driver = new CountingDriver(root);
-    store = new Store(driver, { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+    open();
     const h = held();
     driver.gate = h.gate;
     const eight = <T>(fn: () => Promise<T>) => Promise.all(Array.from({ length: 8 }, fn));
@@ -154,7 +151,7 @@ describe('store lookups', () => {
     const one = manifest(1);
     const two = manifest(2);
     await store.links.putManifest('team/app', one, 'v1');
-    const other = new Store(new FilesystemDriver(root), { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+    const other = new Store(new FilesystemDriver(root), TEST_STORE_OPTIONS);
     store.links.forgetTag('team/app', 'v1');
     const h = held();
     driver.gate = h.gate;

@@ -5,14 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Digest, digestBytes } from '../../../src/oci/digest.js';
 import { FilesystemDriver } from '../../../src/storage/filesystem-driver.js';
 import { Store } from '../../../src/storage/store.js';
+import { TEST_STORE_OPTIONS, tinyManifest } from '../../helpers/store-files.js';
 
-const manifest = (n: number) =>
-  Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${String(n).padStart(64, '0')}`, size: 2 },
-    layers: [],
-  }));
+const manifest = tinyManifest;
 
 let root: string;
 let store: Store;
@@ -21,7 +16,7 @@ let driver: FilesystemDriver;
 beforeEach(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'airlock-store-'));
   driver = new FilesystemDriver(root);
-  store = new Store(driver, { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+  store = new Store(driver, TEST_STORE_OPTIONS);
 });
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });
@@ -57,7 +52,7 @@ describe('Store layout', () => {
   it('refuses a manifest blob whose bytes do not match its digest', async () => {
     const bytes = manifest(3);
     const { digest } = await store.links.putManifest('a', bytes, 'v1');
-    const fresh = new Store(driver, { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+    const fresh = new Store(driver, TEST_STORE_OPTIONS);
     const file = path.join(root, 'docker/registry/v2/blobs/sha256', digest.hex.slice(0, 2), digest.hex, 'data');
     const tampered = Buffer.from(bytes);
     tampered[10] = tampered[10]! ^ 1;
@@ -151,7 +146,7 @@ describe('Store roles', () => {
     expect(await store.local.has('a/b')).toBe(false);
     await store.local.mark('a/b');
     expect(await store.local.has('a/b')).toBe(true);
-    expect(await new Store(driver, { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 }).local.has('a/b')).toBe(true);
+    expect(await new Store(driver, TEST_STORE_OPTIONS).local.has('a/b')).toBe(true);
     expect(await readdir(path.join(root, '.airlock/local/a/b'))).toEqual(['_local']);
     expect(await readdir(root)).toEqual(['.airlock']);
   });
@@ -208,7 +203,7 @@ describe('Store roles', () => {
     expect(stats).toBe(2);
     // A stat that finds it is recalled; a delete here forgets it.
     const e = await store.blobs.put(Buffer.from('again'));
-    const fresh = new Store(driver, { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+    const fresh = new Store(driver, TEST_STORE_OPTIONS);
     expect((await fresh.blobs.servedSize(e))?.size).toBe(5);
     expect((await fresh.blobs.servedSize(e))?.size).toBe(5);
     expect(stats).toBe(4);
