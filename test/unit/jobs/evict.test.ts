@@ -15,6 +15,7 @@ import type { Digest } from '../../../src/oci/digest.js';
 import { AccessTimes } from '../../../src/storage/access-times.js';
 import { FilesystemDriver } from '../../../src/storage/filesystem-driver.js';
 import { Store } from '../../../src/storage/store.js';
+import { TEST_STORE_OPTIONS } from '../../helpers/store-files.js';
 
 const log = createLogger({ level: 'silent' });
 let root: string;
@@ -24,7 +25,7 @@ let access: AccessTimes;
 beforeEach(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'airlock-evict-'));
   const driver = new FilesystemDriver(root);
-  store = new Store(driver, { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+  store = new Store(driver, TEST_STORE_OPTIONS);
   access = new AccessTimes(driver);
 });
 afterEach(async () => {

@@ -10,6 +10,7 @@ import { BlobFill, type FillSource } from '../../../src/mirror/blob-fill.js';
 import { digestBytes } from '../../../src/oci/digest.js';
 import { FilesystemDriver } from '../../../src/storage/filesystem-driver.js';
 import { Store } from '../../../src/storage/store.js';
+import { TEST_STORE_OPTIONS } from '../../helpers/store-files.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -21,7 +22,7 @@ const log = createLogger({ level: 'silent' });
 
 beforeEach(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'airlock-fill-'));
-  store = new Store(new FilesystemDriver(root), { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+  store = new Store(new FilesystemDriver(root), TEST_STORE_OPTIONS);
 });
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });

@@ -11,6 +11,7 @@ import { digestBytes } from '../../../src/oci/digest.js';
 import { leaseName } from '../../../src/storage/fleet-lease.js';
 import { FilesystemDriver } from '../../../src/storage/filesystem-driver.js';
 import { Store } from '../../../src/storage/store.js';
+import { TEST_STORE_OPTIONS } from '../../helpers/store-files.js';
 import type { PeerClient } from '../../../src/upstream/peer-client.js';
 
 let root: string;
@@ -19,7 +20,7 @@ const log = createLogger({ level: 'silent' });
 
 beforeEach(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'airlock-lease-'));
-  store = new Store(new FilesystemDriver(root), { maxManifestSize: 1 << 20, manifestCacheBytes: 1 << 20 });
+  store = new Store(new FilesystemDriver(root), TEST_STORE_OPTIONS);
 });
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });
